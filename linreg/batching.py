@@ -1,0 +1,145 @@
+"""The fast data path: whole batches fetched with one tensor index, no per-sample Python work.
+
+A ``DataLoader`` normally calls ``dataset[i]`` once per row and collates the rows; for a linear
+model that costs more than the training step itself. Here the sampler yields one index tensor (or
+slice) per batch and the dataset answers with ``x[index], y[index]``. The sampler subclasses
+``DistributedSampler`` so that Lightning leaves it in place under DDP, and it shards the data the
+same way ``DistributedSampler`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+Array = Union[Tensor, np.ndarray]
+BatchIndex = Union[Tensor, slice]
+
+
+def as_float_tensor(rows: Array) -> Tensor:
+    """Rows of a tensor or (memory-mapped) array as a float32 tensor, copying only if needed."""
+    if isinstance(rows, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+    return rows if rows.dtype == torch.float32 else rows.float()
+
+
+class ArrayDataset(Dataset):
+    """Rows ``(x[i], y[i])`` of two aligned arrays, fetched a whole batch per call.
+
+    Args:
+        x: features, shape ``(n_rows, n_features)``; a tensor or a (memory-mapped) numpy array.
+        y: targets, shape ``(n_rows, n_targets)``, or ``None`` for unlabelled data.
+        rows: optional row numbers into ``x``/``y`` that make up this dataset (a split of a
+            memory-mapped file, read lazily); ``None`` means all rows, in order.
+    """
+
+    def __init__(self, x: Array, y: Array | None = None, rows: Tensor | None = None) -> None:
+        self.x, self.y, self.rows = x, y, rows
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else len(self.x)
+
+    def __getitem__(self, index: BatchIndex) -> tuple[Tensor, ...]:
+        """The batch of rows at ``index`` (an index tensor or a slice) as float32 tensors."""
+        if self.rows is not None:
+            index = self.rows[index]
+        if isinstance(self.x, np.ndarray) and isinstance(index, Tensor):
+            index = index.numpy()
+        elif isinstance(index, Tensor) and index.device != self.x.device:
+            index = index.to(self.x.device, non_blocking=True)
+        if self.y is None:
+            return (as_float_tensor(self.x[index]),)
+        return as_float_tensor(self.x[index]), as_float_tensor(self.y[index])
+
+
+class BatchIndexSampler(DistributedSampler):
+    """Yields one index tensor (or slice) per batch of this process's share of an epoch.
+
+    Shuffled: a permutation seeded by ``seed + epoch`` (the same on every rank), padded to a
+    multiple of ``num_replicas`` and dealt out round-robin, exactly as ``DistributedSampler``
+    does, so every rank gets a disjoint, equal share that changes every epoch. In order: each rank
+    gets a contiguous, unpadded block of rows (every row seen once; rank order is row order).
+
+    Args:
+        n_rows: rows in the dataset.
+        batch_size: rows per batch; the last batch may be smaller unless ``drop_last``.
+        shuffle: reshuffle every epoch (training) or keep row order (evaluation, prediction).
+        seed: base seed of the permutation.
+        num_replicas: number of processes sharing the data (DDP world size).
+        rank: this process's rank.
+        drop_last: drop the last incomplete batch.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(
+            range(n_rows), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed
+        )
+        self.n_rows, self.batch_size, self.drop_last_batch = n_rows, batch_size, drop_last
+
+    def _block(self) -> slice:
+        """This rank's contiguous block of rows when not shuffling."""
+        start = math.ceil(self.n_rows * self.rank / self.num_replicas)
+        return slice(start, math.ceil(self.n_rows * (self.rank + 1) / self.num_replicas))
+
+    def _permuted_share(self) -> Tensor:
+        """This rank's rows of this epoch's permutation, dealt out as ``DistributedSampler`` does."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n_rows, generator=generator)
+        if self.num_replicas == 1:
+            return order
+        if self.total_size > self.n_rows:  # pad by repeating rows, as DistributedSampler does
+            order = order.repeat(math.ceil(self.total_size / self.n_rows))[: self.total_size]
+        return order[self.rank : self.total_size : self.num_replicas]
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            rows = self.num_samples
+        else:
+            block = self._block()
+            rows = block.stop - block.start
+        return rows // self.batch_size if self.drop_last_batch else math.ceil(rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[BatchIndex]:  # type: ignore[override]
+        stop = len(self) * self.batch_size
+        if self.shuffle:
+            yield from self._permuted_share()[:stop].split(self.batch_size)
+            return
+        block = self._block()
+        for start in range(block.start, min(block.stop, block.start + stop), self.batch_size):
+            yield slice(start, min(start + self.batch_size, block.stop))
+
+
+def _keep_batch(batch: Any) -> Any:
+    """Collate function for batches that arrive already stacked."""
+    return batch
+
+
+def batch_loader(
+    dataset: ArrayDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A ``DataLoader`` that fetches each batch of ``dataset`` with one index operation."""
+    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle, seed, num_replicas, rank)
+    return DataLoader(
+        dataset, sampler=sampler, batch_size=None, collate_fn=_keep_batch, pin_memory=pin_memory
+    )

@@ -1,0 +1,228 @@
+"""Data modules: one shared split-and-batch path, and the tutorial's synthetic line as data."""
+
+from __future__ import annotations
+
+import math
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from linreg.batching import Array, ArrayDataset, batch_loader
+from linreg.errors import UserInputError
+
+SPLITS = ("train", "val", "test")
+
+
+def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
+    """Rows in the train, val and test splits (fractions rounded half up, train gets the rest)."""
+    n_val = math.floor(n_rows * val_fraction + 0.5)
+    n_test = math.floor(n_rows * test_fraction + 0.5)
+    return {"train": n_rows - n_val - n_test, "val": n_val, "test": n_test}
+
+
+class ArrayDataModule(LightningDataModule):
+    """Serves a table ``(x, y)`` as seeded train/val/test splits in fast mini-batches.
+
+    Subclasses say where the rows come from by overriding :meth:`load_arrays` (and
+    :attr:`num_features` / :attr:`num_targets`); splitting, batching, shuffling and sharding
+    across DDP processes are shared. Each batch is a tuple ``(x, y)`` of float32 tensors of
+    shapes ``(batch, num_features)`` and ``(batch, num_targets)``.
+
+    Args:
+        batch_size: rows per training step (and per evaluation batch).
+        val_fraction: share of the rows held out for validation, in ``[0, 1)``.
+        test_fraction: share of the rows held out for testing, in ``[0, 1)``.
+        seed: seed of the split and of the per-epoch shuffling.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UserInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0 <= value < 1:
+                raise UserInputError(f"{name} must be in [0, 1), got {value}.")
+        if val_fraction + test_fraction >= 1:
+            raise UserInputError(
+                f"val_fraction + test_fraction must be below 1 to leave rows for training, got "
+                f"{val_fraction} + {test_fraction}."
+            )
+        self.batch_size = batch_size
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+        self.datasets: dict[str, ArrayDataset] = {}
+
+    # -- what subclasses provide --------------------------------------------------------------
+
+    @property
+    def num_features(self) -> int:
+        """Columns of ``x``: the model's ``in_features``."""
+        raise NotImplementedError
+
+    @property
+    def num_targets(self) -> int:
+        """Columns of ``y``: the model's ``out_features``."""
+        return 1
+
+    def load_arrays(self) -> tuple[Array, Array]:
+        """All rows as ``(x, y)``: tensors or (memory-mapped) numpy arrays, same row count."""
+        raise NotImplementedError
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        """Load the rows once and split them; ``stage`` does not matter, splits are lazy views."""
+        if "all" in self.datasets:
+            return
+        x, y = self.load_arrays()
+        self.check_split_sizes(len(x), source="the data")
+        self.datasets["all"] = self._place(ArrayDataset(x, y))
+        for name, rows in self._split_rows(len(x)).items():
+            self.datasets[name] = self._place(self._subset(x, y, rows))
+
+    def train_dataloader(self) -> DataLoader:
+        """Training batches, reshuffled every epoch, this process's share under DDP."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation batches in a fixed order (none when ``val_fraction`` is 0)."""
+        return self._loader("val", shuffle=False) if self.val_fraction > 0 else []
+
+    def test_dataloader(self) -> DataLoader | list:
+        """Test batches in a fixed order (none when ``test_fraction`` is 0)."""
+        return self._loader("test", shuffle=False) if self.test_fraction > 0 else []
+
+    def predict_dataloader(self) -> DataLoader:
+        """Every row, in the source's order."""
+        return self._loader("all", shuffle=False)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def check_split_sizes(self, n_rows: int, source: str) -> dict[str, int]:
+        """Fail with a clear message when ``n_rows`` cannot fill the splits and one batch."""
+        sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
+        fractions = {"val": self.val_fraction, "test": self.test_fraction}
+        for split, fraction in fractions.items():
+            if fraction > 0 and sizes[split] == 0:
+                raise UserInputError(
+                    f"{source} has {n_rows} rows, too few for {split}_fraction={fraction}: the "
+                    f"{split} split would be empty. Use more rows or set {split}_fraction to 0."
+                )
+        if sizes["train"] < self.batch_size:
+            raise UserInputError(
+                f"{source} has {n_rows} rows, which leaves {sizes['train']} for training, fewer "
+                f"than batch_size={self.batch_size}. Use more rows or set batch_size to at most "
+                f"{max(sizes['train'], 1)}."
+            )
+        return sizes
+
+    def _split_rows(self, n_rows: int) -> dict[str, Tensor]:
+        """Row numbers of each split: a permutation seeded by ``seed``, cut by the fractions."""
+        sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
+        order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(self.seed))
+        cuts = order.split([sizes[name] for name in SPLITS])
+        return {name: rows.sort().values for name, rows in zip(SPLITS, cuts)}
+
+    @staticmethod
+    def _subset(x: Array, y: Array, rows: Tensor) -> ArrayDataset:
+        """In-memory tensors are gathered into contiguous splits; arrays on disk stay lazy."""
+        if isinstance(x, Tensor) and isinstance(y, Tensor):
+            return ArrayDataset(x[rows], y[rows])
+        return ArrayDataset(x, y, rows)
+
+    @property
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _place(self, dataset: ArrayDataset) -> ArrayDataset:
+        """Keep an in-memory split on the accelerator when it fits, so batches never cross PCIe."""
+        device = self._device
+        if device.type != "cuda" or not isinstance(dataset.x, Tensor) or dataset.y is None:
+            return dataset
+        free, _ = torch.cuda.mem_get_info(device)
+        if (dataset.x.nbytes + dataset.y.nbytes) * 4 > free:
+            return dataset
+        assert isinstance(dataset.y, Tensor)
+        return ArrayDataset(dataset.x.to(device), dataset.y.to(device))
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        trainer = self.trainer
+        on_host = isinstance(dataset.x, Tensor) and dataset.x.device.type == "cpu"
+        return batch_loader(
+            dataset,
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+            pin_memory=on_host and self._device.type == "cuda",
+        )
+
+
+class SyntheticDataModule(ArrayDataModule):
+    """The tutorial's problem as data: ``x ~ U(0, 1)``, ``y = x · weight + bias + noise``.
+
+    The rows are generated in :meth:`setup` from ``seed``, identically on every process.
+
+    Args:
+        n_samples: rows to generate (train, val and test together).
+        n_features: columns of ``x``.
+        weight: the true weight; one number, or one per feature when ``n_features > 1``
+            (a single number is then used for every feature).
+        bias: the true intercept.
+        noise: standard deviation of the Gaussian noise added to ``y`` (0 = exact line).
+        batch_size: rows per training step.
+        val_fraction: share of rows held out for validation, in ``[0, 1)``.
+        test_fraction: share of rows held out for testing, in ``[0, 1)``.
+        seed: seed of the data, the split and the shuffling.
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 1000,
+        n_features: int = 1,
+        weight: float | list[float] = 3.0,
+        bias: float = 0.8,
+        noise: float = 0.0,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 42,
+    ) -> None:
+        super().__init__(batch_size, val_fraction, test_fraction, seed)
+        self.save_hyperparameters()
+        if n_features < 1:
+            raise UserInputError(f"n_features must be at least 1, got {n_features}.")
+        weights = weight if isinstance(weight, list) else [float(weight)] * n_features
+        if len(weights) != n_features:
+            raise UserInputError(
+                f"weight has {len(weights)} values but n_features is {n_features}: give one "
+                f"weight per feature, or a single number for all of them."
+            )
+        if noise < 0:
+            raise UserInputError(f"noise is a standard deviation and must be >= 0, got {noise}.")
+        self.check_split_sizes(n_samples, source=f"n_samples={n_samples}")
+        self.true_weight = torch.tensor([weights], dtype=torch.float32)
+        self.true_bias = torch.tensor([float(bias)])
+
+    @property
+    def num_features(self) -> int:
+        """Columns of ``x``: ``n_features``."""
+        return int(self.hparams.n_features)
+
+    def load_arrays(self) -> tuple[Tensor, Tensor]:
+        """Generate ``(x, y)`` from ``seed``: shapes ``(n_samples, n_features)`` and ``(n_samples, 1)``."""
+        generator = torch.Generator().manual_seed(self.seed)
+        x = torch.rand(self.hparams.n_samples, self.num_features, generator=generator)
+        y = x @ self.true_weight.T + self.true_bias
+        if self.hparams.noise > 0:
+            y += self.hparams.noise * torch.randn(y.shape, generator=generator)
+        return x, y
