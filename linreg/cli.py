@@ -16,7 +16,7 @@ from linreg.errors import UserInputError
 from linreg.model import LinearRegression
 
 TRAINER_DEFAULTS: dict[str, Any] = {
-    "max_epochs": 20,
+    "max_epochs": 10,
     "logger": lazy_instance(
         TensorBoardLogger, save_dir=".", name="lightning_logs", default_hp_metric=False
     ),
@@ -101,10 +101,24 @@ def main(args: ArgsType = None) -> None:
             subclass_mode_model=True,
             subclass_mode_data=True,
             trainer_defaults=TRAINER_DEFAULTS,
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
             args=args,
         )
-    except UserInputError as error:
-        if os.environ.get("LINREG_DEBUG"):
+    except Exception as error:
+        user_error = _find_user_error(error)
+        if user_error is None or os.environ.get("LINREG_DEBUG"):
             raise
-        print(f"linreg: error: {error}", file=sys.stderr)
+        print(f"linreg: error: {user_error}", file=sys.stderr)
         sys.exit(2)
+
+
+def _find_user_error(error: BaseException | None) -> UserInputError | None:
+    """The user mistake behind ``error``, which jsonargparse and Lightning may have wrapped."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserInputError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

@@ -1,0 +1,59 @@
+"""Shared helpers: run the real ``linreg`` command and read back what it wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+LINREG = str(Path(sys.executable).with_name("linreg"))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_linreg(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``linreg`` console script in ``cwd``; fail with its output if it fails."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    result = subprocess.run(
+        [LINREG, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"linreg {' '.join(args)} exited {result.returncode}:\n{result.stderr[-4000:]}")
+    return result
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series in a run folder's event files, read with tensorboard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    accumulator.Reload()
+    return {
+        tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
+        for tag in accumulator.Tags()["scalars"]
+    }
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint loaded the safe way, as every linreg checkpoint must load."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture
+def linreg(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``linreg(*args)`` runs the real command in this test's temporary folder."""
+
+    def run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        return run_linreg(*args, cwd=kwargs.pop("cwd", tmp_path), **kwargs)
+
+    return run
+
+
+# Fast settings for end-to-end runs: a short fit that still converges on the seed line.
+QUICK = ("--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false")

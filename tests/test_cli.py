@@ -1,0 +1,141 @@
+"""End-to-end: the real ``linreg`` command in a temporary folder, artifacts read back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import QUICK, load_checkpoint, scalars
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One ``linreg fit`` with no arguments at all: the README's default run."""
+    from tests.conftest import run_linreg
+
+    cwd = tmp_path_factory.mktemp("default")
+    result = run_linreg("fit", cwd=cwd)
+    return cwd / "lightning_logs" / "version_0", result.stdout
+
+
+def test_default_fit_recovers_the_seed_line(default_run: tuple[Path, str]) -> None:
+    run_dir, _ = default_run
+    state = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    assert abs(state["linear.weight"].item() - 3.0) <= 1e-3
+    assert abs(state["linear.bias"].item() - 0.8) <= 1e-3
+    best = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")["state_dict"]
+    assert abs(best["linear.weight"].item() - 3.0) <= 1e-3
+
+
+def test_default_fit_logs_to_tensorboard(default_run: tuple[Path, str]) -> None:
+    run_dir, _ = default_run
+    series = scalars(run_dir)
+    for tag in ("train/loss", "val/mse", "val/mae", "val/r2"):
+        assert tag in series, f"{tag} missing; logged: {sorted(series)}"
+    val_mse = [value for _, value in series["val/mse"]]
+    assert len(val_mse) == 10  # one per epoch
+    assert val_mse[-1] < 1e-6 < val_mse[0]
+    assert series["val/r2"][-1][1] > 0.999999
+    steps = [step for step, _ in series["train/loss"]]
+    assert steps == sorted(steps) and len(steps) >= 4
+
+
+def test_default_fit_writes_config_and_hparams(default_run: tuple[Path, str]) -> None:
+    run_dir, _ = default_run
+    hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+    assert hparams["in_features"] == 1 and hparams["fit_intercept"] is True
+    assert hparams["bias"] == 0.8 and hparams["weight"] == 3.0  # the data module's, merged
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["class_path"] == "linreg.LinearRegression"
+    assert config["data"]["init_args"]["n_samples"] == 1000
+    assert config["trainer"]["max_epochs"] == 10
+
+
+def test_default_fit_prints_a_plain_summary(default_run: tuple[Path, str]) -> None:
+    _, stdout = default_run
+    assert "learned weight: 3" in stdout and "true weight:    3" in stdout
+    assert "learned bias:   0.8" in stdout
+    assert "val/mse" in stdout
+    assert "lightning_logs/version_0/checkpoints/best.ckpt" in stdout
+    assert "tensorboard --logdir lightning_logs" in stdout
+
+
+def test_yaml_config_and_print_config_round_trip(linreg, tmp_path: Path) -> None:
+    config = tmp_path / "mine.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {"max_epochs": 2, "enable_progress_bar": False},
+                "model": {"optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.05}}},
+                "data": {"batch_size": 50, "n_samples": 500},
+            }
+        )
+    )
+    printed = linreg("fit", "--config", str(config), "--print_config").stdout
+    parsed = yaml.safe_load(printed)
+    assert parsed["model"]["init_args"]["optimizer"]["class_path"] == "torch.optim.Adam"
+    assert parsed["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.05
+    assert parsed["data"]["init_args"]["batch_size"] == 50
+    # the printed config is itself a valid config that trains the same way
+    (tmp_path / "printed.yaml").write_text(printed)
+    linreg("fit", "--config", "printed.yaml")
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["optimizer"]["class_path"] == "torch.optim.Adam"
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["epoch"] == 1
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.05
+    assert checkpoint["hyper_parameters"]["optimizer"]["class_path"] == "torch.optim.Adam"
+
+
+def test_optimizer_and_lr_from_the_command_line(linreg, tmp_path: Path) -> None:
+    linreg(
+        "fit", *QUICK, "--model.optimizer", "Adam", "--model.optimizer.lr", "0.02",
+        "--model.lr_scheduler", "StepLR", "--model.lr_scheduler.step_size", "1",
+        "--model.lr_scheduler.gamma", "0.5", "--data.batch_size", "16",
+    )  # fmt: skip
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt")
+    assert type(checkpoint["optimizer_states"][0]["state"][0]["exp_avg"]) is torch.Tensor
+    assert checkpoint["lr_schedulers"][0]["_last_lr"] == [0.02 * 0.5**3]
+    assert checkpoint["datamodule_hyper_parameters"]["batch_size"] == 16
+
+
+def test_user_subclass_plugs_in_with_model_option(linreg, tmp_path: Path) -> None:
+    (tmp_path / "my_models.py").write_text(
+        "import torch\n"
+        "from linreg import LinearRegression\n\n"
+        "class HuberRegression(LinearRegression):\n"
+        "    def loss(self, prediction, target):\n"
+        "        return torch.nn.functional.huber_loss(prediction, target, delta=1.0)\n"
+    )
+    result = linreg("fit", "--model", "my_models.HuberRegression",
+                    "--trainer.enable_progress_bar", "false", env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+    assert "learned weight" in result.stdout
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["class_path"] == "my_models.HuberRegression"
+    state = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    assert abs(state["linear.weight"].item() - 3.0) < 1e-2  # it trained
+
+
+def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "linreg", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "fit" in result.stdout and "predict" in result.stdout
+
+
+def test_bad_option_value_is_one_clear_line(linreg, tmp_path: Path) -> None:
+    result = linreg("fit", "--data.batch_size", "0", check=False)
+    assert result.returncode == 2
+    assert "batch_size must be a positive integer, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "lightning_logs").exists()
