@@ -77,14 +77,15 @@ class ArrayDataModule(LightningDataModule):
     # -- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Load the rows once and split them; ``stage`` does not matter, splits are lazy views."""
+        """Load the rows once and split them; every split is a view of the same arrays."""
         if "all" in self.datasets:
             return
         x, y = self.load_arrays()
         self.check_split_sizes(len(x), source="the data")
-        self.datasets["all"] = self._place(ArrayDataset(x, y))
+        x, y = self._place(x, y)
+        self.datasets["all"] = ArrayDataset(x, y)
         for name, rows in self._split_rows(len(x)).items():
-            self.datasets[name] = self._place(self._subset(x, y, rows))
+            self.datasets[name] = ArrayDataset(x, y, rows.to(_device_of(x)))
 
     def train_dataloader(self) -> DataLoader:
         """Training batches, reshuffled every epoch, this process's share under DDP."""
@@ -129,33 +130,24 @@ class ArrayDataModule(LightningDataModule):
         cuts = order.split([sizes[name] for name in SPLITS])
         return {name: rows.sort().values for name, rows in zip(SPLITS, cuts)}
 
-    @staticmethod
-    def _subset(x: Array, y: Array, rows: Tensor) -> ArrayDataset:
-        """In-memory tensors are gathered into contiguous splits; arrays on disk stay lazy."""
-        if isinstance(x, Tensor) and isinstance(y, Tensor):
-            return ArrayDataset(x[rows], y[rows])
-        return ArrayDataset(x, y, rows)
-
     @property
     def _device(self) -> torch.device:
         trainer = self.trainer
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
-    def _place(self, dataset: ArrayDataset) -> ArrayDataset:
-        """Keep an in-memory split on the accelerator when it fits, so batches never cross PCIe."""
+    def _place(self, x: Array, y: Array) -> tuple[Array, Array]:
+        """Keep in-memory data on the accelerator when it fits, so batches never cross PCIe."""
         device = self._device
-        if device.type != "cuda" or not isinstance(dataset.x, Tensor) or dataset.y is None:
-            return dataset
+        if device.type != "cuda" or not isinstance(x, Tensor) or not isinstance(y, Tensor):
+            return x, y
         free, _ = torch.cuda.mem_get_info(device)
-        if (dataset.x.nbytes + dataset.y.nbytes) * 4 > free:
-            return dataset
-        assert isinstance(dataset.y, Tensor)
-        return ArrayDataset(dataset.x.to(device), dataset.y.to(device))
+        if (x.nbytes + y.nbytes) * 4 > free:  # leave room for the batches and the model
+            return x, y
+        return x.to(device), y.to(device)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
         trainer = self.trainer
-        on_host = isinstance(dataset.x, Tensor) and dataset.x.device.type == "cpu"
         return batch_loader(
             dataset,
             self.batch_size,
@@ -163,8 +155,12 @@ class ArrayDataModule(LightningDataModule):
             seed=self.seed,
             num_replicas=trainer.world_size if trainer is not None else 1,
             rank=trainer.global_rank if trainer is not None else 0,
-            pin_memory=on_host and self._device.type == "cuda",
+            pin_memory=_device_of(dataset.x).type == "cpu" and self._device.type == "cuda",
         )
+
+
+def _device_of(array: Array) -> torch.device:
+    return array.device if isinstance(array, Tensor) else torch.device("cpu")
 
 
 class SyntheticDataModule(ArrayDataModule):

@@ -35,7 +35,7 @@ def main() -> None:
     weight, bias = model.linear.weight.item(), model.linear.bias.item()
     print(f"w = {weight:.6f} (true 3), b = {bias:.6f} (true 0.8)")
 
-    x, y = data.datasets["test"].x, data.datasets["test"].y
+    x, y = data.datasets["test"][:]  # the test split's rows, as tensors
     plt.scatter(x.numpy(), y.numpy(), s=8, c="tab:red", label="data")
     line_x = x.sort(dim=0).values
     plt.plot(line_x.numpy(), model(line_x).detach().numpy(), label=f"y = {weight:.3f}x + {bias:.3f}")

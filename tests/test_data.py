@@ -20,13 +20,13 @@ def _setup(**kwargs) -> SyntheticDataModule:
 def test_same_seed_same_data_and_split() -> None:
     first, second = _setup(seed=3), _setup(seed=3)
     for split in ("train", "val", "test"):
-        assert torch.equal(first.datasets[split].x, second.datasets[split].x)
-    assert not torch.equal(first.datasets["train"].x, _setup(seed=4).datasets["train"].x)
+        assert torch.equal(first.datasets[split][:][0], second.datasets[split][:][0])
+    assert not torch.equal(first.datasets["train"][:][0], _setup(seed=4).datasets["train"][:][0])
 
 
 def test_targets_follow_the_true_line() -> None:
     data = _setup(n_features=2, weight=[1.0, -2.0], bias=0.5)
-    x, y = data.datasets["all"].x, data.datasets["all"].y
+    x, y = data.datasets["all"][:]
     assert torch.allclose(y, x[:, :1] - 2 * x[:, 1:] + 0.5)
     assert x.min() >= 0 and x.max() < 1
 
@@ -42,9 +42,14 @@ def test_split_sizes(n: int, val: float, test: float, expected: tuple[int, int, 
 
 def test_splits_are_disjoint_and_cover_all_rows() -> None:
     data = _setup(n_samples=200)
-    rows = torch.cat([data.datasets[s].x for s in ("train", "val", "test")])
+    rows = torch.cat([data.datasets[s][:][0] for s in ("train", "val", "test")])
     assert len(rows) == 200
-    assert torch.equal(rows.sort(dim=0).values, data.datasets["all"].x.sort(dim=0).values)
+    assert torch.equal(rows.sort(dim=0).values, data.datasets["all"][:][0].sort(dim=0).values)
+
+
+def test_splits_share_the_arrays_instead_of_copying_them() -> None:
+    data = _setup(n_samples=200)
+    assert all(data.datasets[s].x is data.datasets["all"].x for s in ("train", "val", "test"))
 
 
 def test_batches_have_the_right_shapes() -> None:
@@ -106,7 +111,7 @@ def test_loader_fetches_whole_batches_without_collation() -> None:
         ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\), got 1.0"),
         ({"test_fraction": -0.1}, r"test_fraction must be in \[0, 1\)"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "must be below 1"),
-        ({"n_samples": 5}, "too few for val_fraction=0.1"),
+        ({"n_samples": 4}, "too few for val_fraction=0.1"),
         ({"n_samples": 40, "batch_size": 64}, "fewer than batch_size=64"),
         ({"n_features": 2, "weight": [1.0, 2.0, 3.0]}, "weight has 3 values but n_features is 2"),
         ({"noise": -1.0}, "noise is a standard deviation"),

@@ -101,8 +101,8 @@ def test_short_fit_on_synthetic_data_matches_least_squares() -> None:
     trainer = Trainer(max_epochs=16, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, data)
-    train = data.datasets["train"]
-    design = torch.cat([train.x, torch.ones(len(train.x), 1)], dim=1)
-    solution = torch.linalg.lstsq(design, train.y).solution.flatten()
+    x, y = data.datasets["train"][:]
+    design = torch.cat([x, torch.ones(len(x), 1)], dim=1)
+    solution = torch.linalg.lstsq(design, y).solution.flatten()
     learned = torch.cat([model.linear.weight.flatten(), model.linear.bias]).detach()
     assert torch.allclose(learned, solution, atol=2e-3)

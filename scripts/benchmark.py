@@ -1,0 +1,387 @@
+"""How fast is linreg's Lightning training path next to a hand-written PyTorch loop?
+
+In one process, on the same synthetic data, with the same optimizer (SGD), learning rate,
+batch size and number of steps, it times three ways of training ``nn.Linear``:
+
+  (a) hand   a hand-written loop: a permutation per epoch, batches by slicing, no Lightning;
+  (b) linreg linreg's LinearRegression + data path in a Lightning Trainer, with its default
+             logging on (TensorBoard logger writing, the progress bar as users get it);
+  (c) naive  Lightning as a newcomer writes it: DataLoader(TensorDataset(...), shuffle=True)
+             and self.log on every step.
+
+The timed part starts after a warm-up of a few steps. It prints samples/s, the ratio (b)/(a),
+the final training MSE of each (a and b take the very same steps, so theirs agree to float
+rounding) and the peak extra memory of each case (RSS on CPU, allocated memory on GPU), and
+writes the table as JSON. It runs on the GPU unchanged when there is one.
+
+Run:
+  .venv/bin/python scripts/benchmark.py                 # batch 64 and 8192 on 1,000,000 x 32
+  .venv/bin/python scripts/benchmark.py --quick         # seconds; what CI runs
+  .venv/bin/python scripts/benchmark.py --scale         # linreg, N = 1e5, 1e6, 1e7 (x 16)
+  .venv/bin/python scripts/benchmark.py --seed-task     # `linreg fit` vs the tutorial's script
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from linreg import ArrayDataModule, LinearRegression
+from linreg.cli import PROGRESS_BAR_REFRESH_RATE
+
+REPO = Path(__file__).resolve().parents[1]
+LR = 0.05
+
+
+@dataclass
+class Result:
+    case: str
+    rows: int
+    features: int
+    batch_size: int
+    steps: int
+    seconds: float
+    samples_per_s: float
+    final_train_mse: float
+    peak_extra_memory_mb: float
+
+
+# -- the data and the three ways to train it -------------------------------------------------
+
+
+def make_data(rows: int, features: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """x ~ U(0, 1), y = x · w + 0.8 + noise, the same for every case."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(rows, features, generator=generator)
+    weight = torch.linspace(-2, 3, features).unsqueeze(1)
+    y = x @ weight + 0.8 + 0.1 * torch.randn(rows, 1, generator=generator)
+    return x.to(device), y.to(device)
+
+
+def initial_model(features: int) -> nn.Linear:
+    torch.manual_seed(1)
+    return nn.Linear(features, 1)
+
+
+def full_mse(linear: nn.Linear, x: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return F.mse_loss(linear(x), y).item()
+
+
+def hand_written(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
+    """(a) What a careful engineer writes by hand: randperm + slicing."""
+    model = initial_model(x.shape[1]).to(x.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    step, epoch = 0, 0
+    while step < steps:
+        # the same permutation linreg's sampler draws (seed + epoch), so (a) and (b) match
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+        for index in order.to(x.device).split(batch_size):
+            timer.step(step)
+            # index_select gathers rows 2-4x faster than x[index] on CPU
+            loss = F.mse_loss(model(x.index_select(0, index)), y.index_select(0, index))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step == steps:
+                break
+        epoch += 1
+    timer.stop(sync=loss)
+    return model
+
+
+class TensorDataModule(ArrayDataModule):
+    """linreg's data path over tensors already in memory (all rows train, no val/test)."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int) -> None:
+        super().__init__(batch_size=batch_size, val_fraction=0.0, test_fraction=0.0, seed=0)
+        self.x, self.y = x, y
+
+    @property
+    def num_features(self) -> int:
+        return self.x.shape[1]
+
+    def load_arrays(self) -> tuple[Tensor, Tensor]:
+        return self.x, self.y
+
+
+def linreg_path(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
+    """(b) linreg's LinearRegression and data path, default logging on."""
+    model = LinearRegression(x.shape[1], 1, optimizer=lambda p: torch.optim.SGD(p, lr=LR))
+    model.linear.load_state_dict(initial_model(x.shape[1]).state_dict())
+    data = TensorDataModule(x.cpu(), y.cpu(), batch_size)
+    with tempfile.TemporaryDirectory() as logs:
+        logger = TensorBoardLogger(logs, name="bench", default_hp_metric=False)
+        bar = TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE)  # as `linreg fit` sets it
+        _trainer(steps, timer, logger, [bar]).fit(model, data)
+    return model.linear
+
+
+class NaiveRegression(pl.LightningModule):
+    """(c) The usual first Lightning model: self.log on every step."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.linear = initial_model(features)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = F.mse_loss(self.linear(x), y)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=LR)
+
+
+def naive_lightning(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
+    """(c) Plain Lightning with a per-sample TensorDataset loader."""
+    model = NaiveRegression(x.shape[1])
+    loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=batch_size, shuffle=True)
+    with tempfile.TemporaryDirectory() as logs:
+        _trainer(steps, timer, TensorBoardLogger(logs, name="bench")).fit(model, loader)
+    return model.linear
+
+
+def _trainer(
+    steps: int, timer: Timer, logger: TensorBoardLogger, callbacks: list[pl.Callback] | None = None
+) -> pl.Trainer:
+    return pl.Trainer(
+        max_steps=steps,
+        max_epochs=-1,
+        logger=logger,
+        callbacks=[TimerCallback(timer), *(callbacks or [])],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+
+
+# -- timing and memory --------------------------------------------------------------------------
+
+
+class Timer:
+    """Starts the clock at step ``warmup`` and stops it after the last step."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.started, self.seconds = warmup, 0.0, 0.0
+
+    def step(self, step: int) -> None:
+        if step == self.warmup:
+            _synchronize()
+            self.started = time.perf_counter()
+
+    def stop(self, sync: Tensor | None = None) -> None:
+        _synchronize()
+        self.seconds = time.perf_counter() - self.started
+
+
+class TimerCallback(pl.Callback):
+    def __init__(self, timer: Timer) -> None:
+        self.timer = timer
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        self.timer.step(trainer.global_step)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.timer.stop()
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@contextlib.contextmanager
+def peak_memory() -> Iterator[list[float]]:
+    """Peak extra memory while the block runs: CUDA allocations on GPU, sampled RSS on CPU."""
+    result = [0.0]
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        yield result
+        result[0] = (torch.cuda.max_memory_allocated() - base) / 2**20
+        return
+    base, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], _rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        done.set()
+        sampler.join()
+        result[0] = max(peak[0], _rss_mb()) - base
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """The progress bar still renders (users pay for that); only the terminal is spared."""
+    with (
+        open(os.devnull, "w") as devnull,
+        contextlib.redirect_stderr(devnull),
+        contextlib.redirect_stdout(devnull),
+    ):
+        yield
+
+
+CASES: dict[str, Callable[..., nn.Linear]] = {
+    "hand": hand_written,
+    "linreg": linreg_path,
+    "naive": naive_lightning,
+}
+
+
+def run_case(name: str, x: Tensor, y: Tensor, batch_size: int, steps: int, warmup: int) -> Result:
+    timer = Timer(warmup)
+    with peak_memory() as memory, quiet_stderr():
+        linear = CASES[name](x, y, batch_size, steps + warmup, timer)
+    timed = steps * batch_size
+    return Result(
+        case=name,
+        rows=len(x),
+        features=x.shape[1],
+        batch_size=batch_size,
+        steps=steps,
+        seconds=round(timer.seconds, 4),
+        samples_per_s=round(timed / timer.seconds),
+        final_train_mse=full_mse(linear, x, y),
+        peak_extra_memory_mb=round(memory[0], 1),
+    )
+
+
+# -- modes ------------------------------------------------------------------------------------
+
+
+def compare(rows: int, features: int, batches: list[int], steps: int, cases: list[str]) -> list[Result]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    x, y = make_data(rows, features, device)
+    results = []
+    for batch_size in batches:
+        for name in cases:
+            results.append(run_case(name, x, y, batch_size, steps, warmup=20))
+            print(_row(results[-1]), flush=True)
+    return results
+
+
+def scale(sizes: list[int], features: int, batch_size: int) -> list[Result]:
+    """One epoch of linreg's path per size: time should grow linearly, memory stay near data size."""
+    results = []
+    for rows in sizes:
+        x, y = make_data(rows, features, torch.device("cpu"))
+        steps = rows // batch_size - 20
+        results.append(run_case("linreg", x, y, batch_size, steps, warmup=20))
+        data_mb = (x.nbytes + y.nbytes) / 2**20
+        print(_row(results[-1]) + f"  data {data_mb:.0f} MB", flush=True)
+        del x, y
+    return results
+
+
+def seed_task(repeats: int) -> dict[str, float]:
+    """Wall time of `linreg fit` (defaults) against the tutorial's 30,000-step script."""
+    baseline = REPO.parent / "shared" / "baseline" / "seed_plain_pytorch.py"
+    linreg = str(Path(sys.executable).with_name("linreg"))
+    commands = {
+        "tutorial": [sys.executable, str(baseline)],
+        "linreg_fit": [linreg, "fit", "--trainer.enable_progress_bar", "false"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    with tempfile.TemporaryDirectory() as cwd:
+        for _ in range(repeats):  # interleaved, so both see the same machine load
+            for name, command in commands.items():
+                started = time.perf_counter()
+                subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - started)
+    best = {name: min(values) for name, values in times.items()}
+    print(f"tutorial script: {best['tutorial']:.2f} s   linreg fit: {best['linreg_fit']:.2f} s   "
+          f"ratio {best['linreg_fit'] / best['tutorial']:.2f} (best of {repeats})")  # fmt: skip
+    return best
+
+
+def _row(result: Result) -> str:
+    return (
+        f"{result.case:>7} batch {result.batch_size:>5} rows {result.rows:>9,}: "
+        f"{result.samples_per_s:>12,.0f} samples/s  {1000 * result.seconds / result.steps:7.3f} "
+        f"ms/step  final mse {result.final_train_mse:.6g}  peak +{result.peak_extra_memory_mb:.0f} MB"
+    )
+
+
+def _ratios(results: list[Result]) -> dict[str, float]:
+    ratios = {}
+    for result in results:
+        if result.case == "hand":
+            continue
+        hand = next(r for r in results if r.case == "hand" and r.batch_size == result.batch_size)
+        ratios[f"{result.case}/hand@{result.batch_size}"] = round(result.samples_per_s / hand.samples_per_s, 3)
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--scale", action="store_true", help="linreg at N = 1e5, 1e6, 1e7")
+    parser.add_argument("--seed-task", action="store_true", help="linreg fit vs the tutorial")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 8192])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--repeats", type=int, default=3, help="seed-task repetitions")
+    parser.add_argument("--json", default="benchmark.json", help="where to write the results")
+    args = parser.parse_args()
+
+    torch.set_float32_matmul_precision("highest")
+    report: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"),
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+    }
+    if args.seed_task:
+        report["seed_task_seconds"] = seed_task(args.repeats)
+    elif args.scale:
+        sizes = [1000, 10_000] if args.quick else [100_000, 1_000_000, 10_000_000]
+        report["scale"] = [asdict(r) for r in scale(sizes, 16, 1024 if not args.quick else 64)]
+    else:
+        if args.quick:
+            args.rows, args.features, args.batch_sizes, args.steps = 20_000, 8, [64, 1024], 100
+        results = compare(args.rows, args.features, args.batch_sizes, args.steps, args.cases)
+        report["results"] = [asdict(r) for r in results]
+        report["ratios"] = _ratios(results)
+        print("ratios (samples/s relative to the hand-written loop):", report["ratios"])
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(f"written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
