@@ -12,13 +12,21 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 from jsonargparse import lazy_instance
 
+from linreg.callbacks import FitPlot, HParamsMetrics, OptimumGap, ParameterLogger
 from linreg.data import SyntheticDataModule
 from linreg.errors import UserInputError
 from linreg.model import LinearRegression
 
 PROGRESS_BAR_REFRESH_RATE = 10
+TEACHING_CALLBACKS: dict[str, type[Callback]] = {
+    "parameter_logger": ParameterLogger,
+    "optimum_gap": OptimumGap,
+    "fit_plot": FitPlot,
+    "hparams_metrics": HParamsMetrics,
+}
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_epochs": 10,
+    "log_every_n_steps": 10,
     "logger": lazy_instance(
         TensorBoardLogger, save_dir=".", name="lightning_logs", default_hp_metric=False
     ),
@@ -37,8 +45,12 @@ class LinRegCLI(LightningCLI):
             "data", "model.init_args.out_features", compute_fn=_num_targets, apply_on="instantiate"
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # linreg's own callbacks: configurable (--fit_plot.every_n_epochs 2), removable (--fit_plot null)
+        for key, callback in TEACHING_CALLBACKS.items():
+            parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)
         parser.set_defaults(
             {
+                **{key: {"class_path": _class_path(c)} for key, c in TEACHING_CALLBACKS.items()},
                 "model": {"class_path": "linreg.LinearRegression"},
                 "data": {"class_path": "linreg.SyntheticDataModule"},
                 "checkpoint.monitor": "val/mse",
@@ -53,6 +65,7 @@ class LinRegCLI(LightningCLI):
         Lightning's default redraws after every step, which costs ~0.1 ms: 15% of a step
         at batch 64 (scripts/benchmark.py).
         """
+        callbacks = [callback for callback in callbacks if callback is not None]  # switched off
         given = [*(config.get("callbacks") or []), *callbacks]
         if config.get("enable_progress_bar") is not False and not any(
             isinstance(callback, ProgressBar) for callback in given
@@ -64,6 +77,10 @@ class LinRegCLI(LightningCLI):
         """Say in plain words what was learned and where to look."""
         if self.trainer.is_global_zero:
             print(_fit_summary(self), flush=True)
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _num_features(data: Any) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -294,15 +295,15 @@ def compare(rows: int, features: int, batches: list[int], steps: int, cases: lis
     return results
 
 
-def scale(sizes: list[int], features: int, batch_size: int) -> list[Result]:
+def scale(sizes: list[int], features: int, batch_size: int) -> list[dict[str, object]]:
     """One epoch of linreg's path per size: time should grow linearly, memory stay near data size."""
     results = []
     for rows in sizes:
         x, y = make_data(rows, features, torch.device("cpu"))
-        steps = rows // batch_size - 20
-        results.append(run_case("linreg", x, y, batch_size, steps, warmup=20))
+        result = run_case("linreg", x, y, batch_size, math.ceil(rows / batch_size), warmup=20)
         data_mb = (x.nbytes + y.nbytes) / 2**20
-        print(_row(results[-1]) + f"  data {data_mb:.0f} MB", flush=True)
+        print(_row(result) + f"  = {result.seconds:.2f} s/epoch, data {data_mb:.0f} MB", flush=True)
+        results.append({**asdict(result), "epoch_seconds": result.seconds, "data_mb": data_mb})
         del x, y
     return results
 
@@ -370,8 +371,8 @@ def main() -> None:
     if args.seed_task:
         report["seed_task_seconds"] = seed_task(args.repeats)
     elif args.scale:
-        sizes = [1000, 10_000] if args.quick else [100_000, 1_000_000, 10_000_000]
-        report["scale"] = [asdict(r) for r in scale(sizes, 16, 1024 if not args.quick else 64)]
+        sizes = [10_000, 100_000] if args.quick else [100_000, 1_000_000, 10_000_000]
+        report["scale"] = scale(sizes, 16, args.batch_sizes[-1] if not args.quick else 1024)
     else:
         if args.quick:
             args.rows, args.features, args.batch_sizes, args.steps = 20_000, 8, [64, 1024], 100

@@ -1,0 +1,105 @@
+"""The tutorial's picture, in TensorBoard: the data as points and the fitted line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+class FitPlot(Callback):
+    """Draw the fit every few validation epochs and at the end: TensorBoard's IMAGES tab, ``fit.png``.
+
+    One input and one output: validation points and the fitted line (the seed tutorial's plot).
+    Otherwise: predicted against actual values with the ``y = x`` line. The image is logged
+    under the tag ``fit``; the last one is also saved as ``fit.png`` in the run folder.
+    Drawn with matplotlib's non-interactive Agg canvas: no window ever opens.
+
+    Args:
+        every_n_epochs: draw after every this many validation epochs (0: only at the end).
+        max_points: at most this many validation rows are drawn.
+    """
+
+    def __init__(self, every_n_epochs: int = 5, max_points: int = 500) -> None:
+        self.every_n_epochs, self.max_points = every_n_epochs, max_points
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Every ``every_n_epochs`` epochs, log the picture."""
+        epoch = trainer.current_epoch + 1
+        if trainer.sanity_checking or not self.every_n_epochs or epoch % self.every_n_epochs:
+            return
+        if epoch < (trainer.max_epochs or 0):  # the last epoch is drawn by on_fit_end
+            self._draw(trainer, pl_module, save=False)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Log the final picture and save it as ``fit.png`` next to the run's logs."""
+        self._draw(trainer, pl_module, save=True)
+
+    def _draw(self, trainer: Trainer, pl_module: LightningModule, save: bool) -> None:
+        if not trainer.is_global_zero:
+            return
+        points = _sample(trainer, pl_module, self.max_points)
+        if points is None:
+            return
+        figure = fit_figure(*points, title=f"epoch {trainer.current_epoch}, step {trainer.global_step}")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("fit", figure, trainer.global_step, close=False)
+        if save and trainer.log_dir:
+            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
+            figure.savefig(Path(trainer.log_dir) / "fit.png", dpi=100)
+
+
+def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Figure:
+    """The picture for rows ``x`` (n, d), targets ``y`` (n, k) and the model's ``prediction``.
+
+    A line through the points when ``d == k == 1``, else predicted against actual.
+    """
+    from matplotlib.figure import Figure  # imported here: only runs that draw pay for it
+
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    if x.shape[1] == 1 and y.shape[1] == 1:
+        order = x[:, 0].argsort()
+        axes.scatter(x[:, 0], y[:, 0], s=10, c="tab:red", label="data")
+        axes.plot(x[order, 0], prediction[order, 0], c="tab:blue", lw=2, label="fitted line")
+        axes.set(xlabel="x", ylabel="y")
+    else:
+        low = float(torch.minimum(y.min(), prediction.min()))
+        high = float(torch.maximum(y.max(), prediction.max()))
+        for output in range(y.shape[1]):
+            axes.scatter(y[:, output], prediction[:, output], s=10, label=f"output {output}")
+        axes.plot([low, high], [low, high], c="black", lw=1, label="y = x")
+        axes.set(xlabel="actual", ylabel="predicted")
+    axes.set_title(title)
+    axes.legend()
+    return figure
+
+
+def _sample(
+    trainer: Trainer, pl_module: LightningModule, max_points: int
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Up to ``max_points`` validation rows (training rows if there is no validation split)."""
+    loaders = trainer.val_dataloaders or trainer.train_dataloader
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+    if loader is None:
+        return None
+    xs, ys = [], []
+    for batch in loader:
+        xs.append(batch[0])
+        ys.append(batch[1])
+        if sum(len(x) for x in xs) >= max_points:
+            break
+    if not xs:
+        return None
+    x, y = torch.cat(xs)[:max_points], torch.cat(ys)[:max_points]
+    with torch.no_grad():
+        prediction = pl_module(x.to(pl_module.device))
+    return x.cpu().float(), y.cpu().float(), prediction.cpu().float()

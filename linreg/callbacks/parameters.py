@@ -1,0 +1,85 @@
+"""Log the line's parameters as they move: weights, bias, and the distance to the truth."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+
+class ParameterLogger(Callback):
+    """Scalars of the weights and bias at the logging interval, a weight histogram per epoch.
+
+    Tags: ``params/weight`` and ``params/bias`` (one input and output), else
+    ``params/weight_<out>_<in>`` for up to ``max_scalars`` weights and ``params/weight_norm``;
+    ``params/distance_to_true`` (``‖θ − θ*‖`` over weights and bias) when the data module knows
+    the true parameters (``true_weight``/``true_bias``, as ``SyntheticDataModule`` does);
+    ``params/weight_histogram`` once per epoch when there is more than one weight.
+
+    Args:
+        max_scalars: above this many weights, log only their norm (and the histogram).
+    """
+
+    def __init__(self, max_scalars: int = 10) -> None:
+        self.max_scalars = max_scalars
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: object, **kwargs: object
+    ) -> None:
+        """At the logger's interval, log the parameters (a handful of scalars)."""
+        every = trainer.log_every_n_steps
+        if not every or trainer.global_step % every or not hasattr(pl_module, "linear"):
+            return
+        weight, bias = _parameters(pl_module)
+        values: dict[str, Tensor] = {}
+        if weight.numel() == 1:
+            values["params/weight"] = weight.flatten()[0]
+        else:
+            values["params/weight_norm"] = weight.norm()
+            if weight.numel() <= self.max_scalars:
+                for (out, inp), value in _indexed(weight):
+                    values[f"params/weight_{out}_{inp}"] = value
+        if bias is not None:
+            if bias.numel() == 1:
+                values["params/bias"] = bias[0]
+            else:
+                values.update({f"params/bias_{i}": value for i, value in enumerate(bias)})
+        distance = _distance_to_true(trainer, weight, bias)
+        if distance is not None:
+            values["params/distance_to_true"] = distance
+        pl_module.log_dict(values, on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Once per epoch, a histogram of the weights in TensorBoard's HISTOGRAMS tab."""
+        if not hasattr(pl_module, "linear") or pl_module.linear.weight.numel() < 2:
+            return
+        weight = pl_module.linear.weight.detach().cpu()
+        if not trainer.is_global_zero or not torch.isfinite(weight).all():
+            return  # a diverged run has no histogram; DivergenceGuard reports it
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_histogram("params/weight_histogram", weight, trainer.global_step)
+
+
+def _parameters(pl_module: LightningModule) -> tuple[Tensor, Tensor | None]:
+    linear = pl_module.linear
+    bias = linear.bias.detach() if linear.bias is not None else None
+    return linear.weight.detach(), bias
+
+
+def _indexed(weight: Tensor) -> list[tuple[tuple[int, int], Tensor]]:
+    return [((o, i), weight[o, i]) for o in range(weight.shape[0]) for i in range(weight.shape[1])]
+
+
+def _distance_to_true(trainer: Trainer, weight: Tensor, bias: Tensor | None) -> Tensor | None:
+    """``‖θ − θ*‖`` when the data module knows the true line and the shapes match."""
+    data = trainer.datamodule
+    true_weight = getattr(data, "true_weight", None)
+    true_bias = getattr(data, "true_bias", None)
+    if true_weight is None or true_weight.shape != weight.shape:
+        return None
+    squared = (weight - true_weight.to(weight.device)).square().sum()
+    if bias is not None and true_bias is not None:
+        squared = squared + (bias - true_bias.to(bias.device)).square().sum()
+    return torch.sqrt(squared)
