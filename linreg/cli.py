@@ -1,24 +1,29 @@
-"""The ``linreg`` command: LightningCLI with linreg's defaults, links and end-of-fit summary."""
+"""The ``linreg`` command: LightningCLI with linreg's defaults, links, safe resume and summary."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
-from jsonargparse import lazy_instance
 
-from linreg.callbacks import FitPlot, HParamsMetrics, OptimumGap, ParameterLogger
+from linreg.callbacks import DivergenceGuard, FitPlot, HParamsMetrics, OptimumGap, ParameterLogger
+from linreg.checkpointing import AtomicCheckpointIO, find_checkpoint, load_checkpoint
 from linreg.data import SyntheticDataModule
-from linreg.errors import UserInputError
-from linreg.model import LinearRegression
+from linreg.errors import UserInputError, find_user_error, one_line
+from linreg.model import DEFAULT_LR, LinearRegression
+from linreg.summary import fit_summary
 
 PROGRESS_BAR_REFRESH_RATE = 10
-TEACHING_CALLBACKS: dict[str, type[Callback]] = {
+# linreg's own callbacks: each configurable (--fit_plot.every_n_epochs 2), removable (--fit_plot null)
+SWITCHABLE_CALLBACKS: dict[str, type[Callback]] = {
+    "divergence_guard": DivergenceGuard,
     "parameter_logger": ParameterLogger,
     "optimum_gap": OptimumGap,
     "fit_plot": FitPlot,
@@ -31,27 +36,42 @@ TRAINER_DEFAULTS: dict[str, Any] = {
         TensorBoardLogger, save_dir=".", name="lightning_logs", default_hp_metric=False
     ),
 }
+# Set from the checkpoint when one is given, so they must not be restored from it.
+LINKED = ("in_features", "out_features")
+
+
+class LinRegParser(LightningArgumentParser):
+    """LightningCLI's parser, with mistakes reported in one line (``LINREG_DEBUG=1``: in full)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        """Print ``linreg: error: <option>: <problem>`` and exit with status 2."""
+        if os.environ.get("LINREG_DEBUG") or not self.exit_on_error:
+            return super().error(message, ex)
+        print(f"linreg: error: {one_line(message)} (see: linreg --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 class LinRegCLI(LightningCLI):
-    """LightningCLI whose model and data default to linreg's, with the feature counts linked."""
+    """LightningCLI with linreg's model, data, callbacks and checkpoint handling as defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_class", LinRegParser)
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Link ``in_features``/``out_features`` to the data and set the default classes."""
-        parser.link_arguments(
-            "data", "model.init_args.in_features", compute_fn=_num_features, apply_on="instantiate"
-        )
-        parser.link_arguments(
-            "data", "model.init_args.out_features", compute_fn=_num_targets, apply_on="instantiate"
-        )
+        """Link the feature counts to the data; add linreg's callbacks and defaults."""
+        for target, compute in (("in_features", _num_features), ("out_features", _num_targets)):
+            parser.link_arguments(
+                "data", f"model.init_args.{target}", compute_fn=compute, apply_on="instantiate"
+            )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        # linreg's own callbacks: configurable (--fit_plot.every_n_epochs 2), removable (--fit_plot null)
-        for key, callback in TEACHING_CALLBACKS.items():
+        for key, callback in SWITCHABLE_CALLBACKS.items():
             parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)
+        sgd = {"class_path": "torch.optim.SGD", "init_args": {"lr": DEFAULT_LR}}
         parser.set_defaults(
             {
-                **{key: {"class_path": _class_path(c)} for key, c in TEACHING_CALLBACKS.items()},
-                "model": {"class_path": "linreg.LinearRegression"},
+                **{key: {"class_path": _class_path(c)} for key, c in SWITCHABLE_CALLBACKS.items()},
+                "model": {"class_path": "linreg.LinearRegression", "init_args": {"optimizer": sgd}},
                 "data": {"class_path": "linreg.SyntheticDataModule"},
                 "checkpoint.monitor": "val/mse",
                 "checkpoint.filename": "best",
@@ -59,24 +79,77 @@ class LinRegCLI(LightningCLI):
             }
         )
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        """Add a progress bar that redraws every few steps, unless the user gave or disabled one.
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse, remembering the arguments so a checkpoint's settings can sit beneath them."""
+        self._args = args
+        super().parse_arguments(parser, args)
 
-        Lightning's default redraws after every step, which costs ~0.1 ms: 15% of a step
-        at batch 64 (scripts/benchmark.py).
+    def _parse_ckpt_path(self) -> None:
+        """Take the model's and data's settings from ``--ckpt_path``; the command line wins.
+
+        ``--ckpt_path last`` (fit) means the newest ``last.ckpt`` under the logger's folder.
+        Resuming a checkpoint of ``lightning_logs/version_N`` continues logging into that folder.
         """
-        callbacks = [callback for callback in callbacks if callback is not None]  # switched off
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        path = self._resolve_ckpt_path(subcommand, ckpt_path)
+        if path is None:
+            self.config[subcommand].ckpt_path = None
+            return
+        checkpoint = load_checkpoint(path)
+        defaults = {
+            key: _class_config(checkpoint.get(hparams_key))
+            for key, hparams_key in (
+                ("model", "hyper_parameters"),
+                ("data", "datamodule_hyper_parameters"),
+            )
+            if checkpoint.get(hparams_key)
+        }
+        self._parser(subcommand).set_defaults(defaults)
+        super().parse_arguments(self.parser, self._args)
+        self.config[subcommand].ckpt_path = str(path)
+        if subcommand == "fit":
+            _continue_in_run_folder(self.config[subcommand], path)
+
+    def _resolve_ckpt_path(self, subcommand: str, ckpt_path: str) -> Path | None:
+        """A path, or for ``last``/``best`` that file in the newest run folder that has one."""
+        if ckpt_path not in ("last", "best"):
+            return Path(ckpt_path)
+        runs = _runs_folder(self.config[subcommand])
+        found = find_checkpoint(runs, f"{ckpt_path}.ckpt") if runs else None
+        if found is None and subcommand == "fit":
+            print(f"linreg: no {ckpt_path}.ckpt under {runs}: starting a new run.", file=sys.stderr)
+        elif found is None:
+            raise UserInputError(
+                f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt under {runs}. Train first with "
+                f"`linreg fit`, or give the path of a checkpoint."
+            )
+        return found
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        """Drop switched-off callbacks; add the atomic checkpoint writer and a light progress bar.
+
+        Lightning's default bar redraws after every step, which costs ~0.1 ms: 15% of a step
+        at batch 64 (scripts/benchmark.py). Ours redraws every few steps.
+        """
+        callbacks = [callback for callback in callbacks if callback is not None]
         given = [*(config.get("callbacks") or []), *callbacks]
         if config.get("enable_progress_bar") is not False and not any(
             isinstance(callback, ProgressBar) for callback in given
         ):
-            callbacks = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE)]
+            callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE))
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(hasattr(plugin, "save_checkpoint") for plugin in plugins):
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:
         """Say in plain words what was learned and where to look."""
         if self.trainer.is_global_zero:
-            print(_fit_summary(self), flush=True)
+            print(fit_summary(self.trainer, self.model, self.datamodule), flush=True)
 
 
 def _class_path(cls: type) -> str:
@@ -91,37 +164,44 @@ def _num_targets(data: Any) -> int:
     return int(data.num_targets)
 
 
-def _fit_summary(cli: LightningCLI) -> str:
-    model, data, trainer = cli.model, cli.datamodule, cli.trainer
-    lines = ["", "linreg: training finished."]
-    linear = getattr(model, "linear", None)
-    if linear is not None:
-        weight = linear.weight.detach().cpu().flatten().tolist()
-        lines.append(f"  learned weight: {_fmt(weight)}")
-        if linear.bias is not None:
-            lines.append(f"  learned bias:   {_fmt(linear.bias.detach().cpu().tolist())}")
-        true_weight = getattr(data, "true_weight", None)
-        if true_weight is not None:
-            lines.append(f"  true weight:    {_fmt(true_weight.flatten().tolist())}")
-            lines.append(f"  true bias:      {_fmt(data.true_bias.tolist())}")
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    if metrics:
-        lines.append("  final validation: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
-    if trainer.log_dir:
-        lines.append(f"  logs: {trainer.log_dir}")
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and getattr(checkpoint, "best_model_path", ""):
-        lines.append(f"  best checkpoint: {checkpoint.best_model_path}")
-        if getattr(checkpoint, "last_model_path", ""):
-            lines.append(f"  last checkpoint: {checkpoint.last_model_path}")
-    if trainer.logger is not None:
-        root = os.path.dirname(os.path.normpath(trainer.logger.log_dir or "."))
-        lines.append(f"  see the curves: tensorboard --logdir {root}")
-    return "\n".join(lines)
+def _class_config(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's saved hyperparameters as a ``class_path``/``init_args`` config."""
+    init_args = {
+        key: value
+        for key, value in hparams.items()
+        if not key.startswith("_") and key not in LINKED
+    }
+    config: dict[str, Any] = {"init_args": init_args}
+    if "_class_path" in hparams:
+        config["class_path"] = hparams["_class_path"]
+    return config
 
 
-def _fmt(values: list[float]) -> str:
-    return ", ".join(f"{v:.6g}" for v in values)
+def _logger_args(config: Namespace) -> Namespace | None:
+    """The init args of the run's TensorBoardLogger, if that is the logger."""
+    logger = config.trainer.get("logger")
+    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith(
+        "TensorBoardLogger"
+    ):
+        return logger.init_args
+    return None
+
+
+def _runs_folder(config: Namespace) -> Path | None:
+    """Where the logger puts its ``version_N`` folders (``./lightning_logs`` by default)."""
+    args = _logger_args(config)
+    return Path(args.save_dir) / args.name if args is not None else None
+
+
+def _continue_in_run_folder(config: Namespace, checkpoint: Path) -> None:
+    """Log a resumed run into the folder of the run it continues (``.../version_N/checkpoints``)."""
+    args = _logger_args(config)
+    runs = _runs_folder(config)
+    if args is None or runs is None or args.get("version") is not None:
+        return
+    run_dir = checkpoint.resolve().parent.parent
+    if checkpoint.parent.name == "checkpoints" and run_dir.parent == runs.resolve():
+        args.version = run_dir.name
 
 
 def main(args: ArgsType = None) -> None:
@@ -135,22 +215,15 @@ def main(args: ArgsType = None) -> None:
             trainer_defaults=TRAINER_DEFAULTS,
             seed_everything_default=0,
             auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
             args=args,
         )
     except Exception as error:
-        user_error = _find_user_error(error)
+        user_error = find_user_error(error)
         if user_error is None or os.environ.get("LINREG_DEBUG"):
             raise
         print(f"linreg: error: {user_error}", file=sys.stderr)
         sys.exit(2)
 
 
-def _find_user_error(error: BaseException | None) -> UserInputError | None:
-    """The user mistake behind ``error``, which jsonargparse and Lightning may have wrapped."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, UserInputError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+__all__ = ["LinRegCLI", "UserInputError", "main"]

@@ -63,13 +63,7 @@ class LinearRegression(LightningModule):
         self.optimizer = _callable_factory(optimizer) or default_optimizer
         self.lr_scheduler = _callable_factory(lr_scheduler)
         self.linear = nn.Linear(in_features, out_features, bias=fit_intercept)
-        metrics = MetricCollection(
-            {
-                "mse": MeanSquaredError(num_outputs=out_features),
-                "mae": MeanAbsoluteError(num_outputs=out_features),
-                "r2": R2Score(multioutput="raw_values"),
-            }
-        )
+        metrics = self.configure_metrics()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
@@ -123,6 +117,21 @@ class LinearRegression(LightningModule):
         """Log ``test/mse``, ``test/mae``, ``test/r2`` (and per output when several)."""
         self._log_metrics(self.test_metrics)
 
+    def configure_metrics(self) -> MetricCollection:
+        """The evaluation metrics, cloned for validation and test; override to change them.
+
+        Each may return one value per output; the mean is logged as ``val/<name>`` and, with
+        several outputs, each as ``val/<name>_<i>``.
+        """
+        outputs = self.hparams.out_features
+        return MetricCollection(
+            {
+                "mse": MeanSquaredError(num_outputs=outputs),
+                "mae": MeanAbsoluteError(num_outputs=outputs),
+                "r2": R2Score(multioutput="raw_values"),
+            }
+        )
+
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         """The data loss, mean squared error over all outputs; override for another loss."""
         return F.mse_loss(prediction, target)
@@ -140,9 +149,11 @@ class LinearRegression(LightningModule):
         """Compute a stage's metrics (reduced across processes by torchmetrics), log, reset."""
         for name, values in metrics.compute().items():
             values = values.flatten()
-            self.log(name, values.mean(), prog_bar=name.endswith("mse"))
+            # torchmetrics already reduced across processes; sync_dist keeps Lightning quiet
+            self.log(name, values.mean(), prog_bar=name.endswith("mse"), sync_dist=True)
             if values.numel() > 1:
-                self.log_dict({f"{name}_{i}": value for i, value in enumerate(values)})
+                per_output = {f"{name}_{i}": value for i, value in enumerate(values)}
+                self.log_dict(per_output, sync_dist=True)
         metrics.reset()
 
 

@@ -1,8 +1,17 @@
-"""Callbacks that make a run teach: parameters, the gap to the optimum, the fit picture, hparams."""
+"""linreg's callbacks: a run that teaches (parameters, optimum gap, fit picture, hparams), and stops on divergence."""
 
+from linreg.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from linreg.callbacks.fit_plot import FitPlot, fit_figure
 from linreg.callbacks.hparams import HParamsMetrics
 from linreg.callbacks.optimum import OptimumGap
 from linreg.callbacks.parameters import ParameterLogger
 
-__all__ = ["FitPlot", "HParamsMetrics", "OptimumGap", "ParameterLogger", "fit_figure"]
+__all__ = [
+    "DivergenceGuard",
+    "FitPlot",
+    "HParamsMetrics",
+    "OptimumGap",
+    "ParameterLogger",
+    "TrainingDiverged",
+    "fit_figure",
+]

@@ -1,0 +1,87 @@
+"""Stop at the first non-finite training loss, before it reaches a checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
+
+from linreg.errors import UserInputError
+
+
+class TrainingDiverged(UserInputError):
+    """The training loss became NaN or infinite (usually: the learning rate is too high)."""
+
+
+class DivergenceGuard(Callback):
+    """Watch every training loss without a device sync per step; stop at the first non-finite one.
+
+    Each step copies the loss into a small buffer on the device; the buffer is inspected (one
+    sync) every ``check_every_n_steps`` steps, before every validation, at the end of every epoch
+    and before any checkpoint is written, so a NaN model never overwrites a good checkpoint. The
+    run then ends with :class:`TrainingDiverged`, which names the step and the learning rate.
+
+    Args:
+        check_every_n_steps: inspect the buffer this often (default: the logging interval).
+    """
+
+    def __init__(self, check_every_n_steps: int | None = None) -> None:
+        self.check_every_n_steps = check_every_n_steps
+        self._losses: Tensor | None = None
+        self._first_step = 0
+        self._count = 0
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any
+    ) -> None:
+        """Record this step's loss; inspect the record every ``check_every_n_steps`` steps."""
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, Tensor):
+            return
+        every = self._interval(trainer)
+        if self._losses is None or self._losses.device != loss.device:
+            self._losses = torch.zeros(every, device=loss.device)
+            self._first_step, self._count = trainer.global_step - 1, 0
+        self._losses[self._count].copy_(loss.detach())
+        self._count += 1
+        if self._count == every:
+            self.check(trainer)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Never validate (and then checkpoint) a diverged model."""
+        if not trainer.sanity_checking:
+            self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Inspect the steps since the last check."""
+        self.check(trainer)
+
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Refuse to write a checkpoint of a model whose training loss went non-finite."""
+        self.check(trainer)
+
+    def check(self, trainer: Trainer) -> None:
+        """Raise :class:`TrainingDiverged` if a recorded loss is NaN or infinite; else reset."""
+        if self._losses is None or self._count == 0:
+            return
+        finite = torch.isfinite(self._losses[: self._count])
+        if bool(finite.all()):
+            self._first_step, self._count = trainer.global_step, 0
+            return
+        bad = int((~finite).nonzero()[0])
+        step = self._first_step + bad + 1
+        value = float(self._losses[bad])
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        self._count = 0
+        raise TrainingDiverged(
+            f"training diverged: the training loss became {value} at step {step} (epoch "
+            f"{trainer.current_epoch}) with learning rate {lr:g}. Try a smaller learning rate, "
+            f"e.g. --model.optimizer.lr {lr / 10:g}; the last good checkpoint is kept."
+        )
+
+    def _interval(self, trainer: Trainer) -> int:
+        return max(1, self.check_every_n_steps or trainer.log_every_n_steps or 50)

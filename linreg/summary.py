@@ -1,0 +1,40 @@
+"""The plain-words report printed at the end of ``linreg fit``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+
+
+def fit_summary(trainer: Trainer, model: LightningModule, data: Any) -> str:
+    """Learned vs true parameters, final validation metrics, where the logs and checkpoints are."""
+    lines = ["", "linreg: training finished."]
+    linear = getattr(model, "linear", None)
+    if linear is not None:
+        lines.append(f"  learned weight: {_numbers(linear.weight)}")
+        if linear.bias is not None:
+            lines.append(f"  learned bias:   {_numbers(linear.bias)}")
+        true_weight = getattr(data, "true_weight", None)
+        if true_weight is not None:
+            lines.append(f"  true weight:    {_numbers(true_weight)}")
+            lines.append(f"  true bias:      {_numbers(data.true_bias)}")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if metrics:
+        lines.append("  final validation: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
+    if trainer.log_dir:
+        lines.append(f"  logs: {trainer.log_dir}")
+    checkpoint = trainer.checkpoint_callback
+    for kind in ("best", "last"):
+        path = getattr(checkpoint, f"{kind}_model_path", "") if checkpoint is not None else ""
+        if path:
+            lines.append(f"  {kind} checkpoint: {path}")
+    if trainer.logger is not None and trainer.logger.log_dir:
+        root = os.path.dirname(os.path.normpath(trainer.logger.log_dir))
+        lines.append(f"  see the curves: tensorboard --logdir {root}")
+    return "\n".join(lines)
+
+
+def _numbers(values: Any) -> str:
+    return ", ".join(f"{v:.6g}" for v in values.detach().cpu().flatten().tolist())
