@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from linreg.checkpointing import AtomicCheckpointIO, find_checkpoint, load_check
 from linreg.data import SyntheticDataModule
 from linreg.errors import UserInputError, find_user_error, one_line
 from linreg.model import DEFAULT_LR, LinearRegression
+from linreg.run_logger import RunLogger
 from linreg.summary import fit_summary
 
 PROGRESS_BAR_REFRESH_RATE = 10
@@ -32,9 +34,7 @@ SWITCHABLE_CALLBACKS: dict[str, type[Callback]] = {
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_epochs": 10,
     "log_every_n_steps": 10,
-    "logger": lazy_instance(
-        TensorBoardLogger, save_dir=".", name="lightning_logs", default_hp_metric=False
-    ),
+    "logger": lazy_instance(RunLogger, save_dir=".", name="lightning_logs", default_hp_metric=False),
 }
 # Set from the checkpoint when one is given, so they must not be restored from it.
 LINKED = ("in_features", "out_features")
@@ -148,8 +148,9 @@ class LinRegCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """Say in plain words what was learned and where to look."""
+        log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
         if self.trainer.is_global_zero:
-            print(fit_summary(self.trainer, self.model, self.datamodule), flush=True)
+            print(fit_summary(self.trainer, self.model, self.datamodule, log_dir), flush=True)
 
 
 def _class_path(cls: type) -> str:
@@ -180,11 +181,11 @@ def _class_config(hparams: dict[str, Any]) -> dict[str, Any]:
 def _logger_args(config: Namespace) -> Namespace | None:
     """The init args of the run's TensorBoardLogger, if that is the logger."""
     logger = config.trainer.get("logger")
-    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith(
-        "TensorBoardLogger"
-    ):
-        return logger.init_args
-    return None
+    if not isinstance(logger, Namespace) or "class_path" not in logger:
+        return None
+    module, _, name = logger.class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name, None)
+    return logger.init_args if isinstance(cls, type) and issubclass(cls, TensorBoardLogger) else None
 
 
 def _runs_folder(config: Namespace) -> Path | None:

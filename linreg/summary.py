@@ -8,7 +8,7 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 
 
-def fit_summary(trainer: Trainer, model: LightningModule, data: Any) -> str:
+def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: str | None) -> str:
     """Learned vs true parameters, final validation metrics, where the logs and checkpoints are."""
     lines = ["", "linreg: training finished."]
     linear = getattr(model, "linear", None)
@@ -23,16 +23,15 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any) -> str:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if metrics:
         lines.append("  final validation: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
-    if trainer.log_dir:
-        lines.append(f"  logs: {trainer.log_dir}")
+    if log_dir:
+        lines.append(f"  logs: {log_dir}")
     checkpoint = trainer.checkpoint_callback
     for kind in ("best", "last"):
         path = getattr(checkpoint, f"{kind}_model_path", "") if checkpoint is not None else ""
         if path:
             lines.append(f"  {kind} checkpoint: {path}")
-    if trainer.logger is not None and trainer.logger.log_dir:
-        root = os.path.dirname(os.path.normpath(trainer.logger.log_dir))
-        lines.append(f"  see the curves: tensorboard --logdir {root}")
+    if trainer.logger is not None and log_dir:
+        lines.append(f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}")
     return "\n".join(lines)
 
 

@@ -43,6 +43,7 @@ class FitPlot(Callback):
         self._draw(trainer, pl_module, save=True)
 
     def _draw(self, trainer: Trainer, pl_module: LightningModule, save: bool) -> None:
+        log_dir = trainer.log_dir if save else None  # a collective call: every process makes it
         if not trainer.is_global_zero:
             return
         points = _sample(trainer, pl_module, self.max_points)
@@ -52,9 +53,9 @@ class FitPlot(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure("fit", figure, trainer.global_step, close=False)
-        if save and trainer.log_dir:
-            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
-            figure.savefig(Path(trainer.log_dir) / "fit.png", dpi=100)
+        if log_dir:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            figure.savefig(Path(log_dir) / "fit.png", dpi=100)
 
 
 def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Figure:

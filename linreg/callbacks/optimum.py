@@ -85,7 +85,8 @@ class OptimumGap(Callback):
         """Log the optimum's MSE and how far the model is from it (train and validation)."""
         if trainer.sanity_checking or self.solution is None:
             return
-        pl_module.log_dict({name: value.float() for name, value in self.gaps(pl_module).items()})
+        values = {name: value.float() for name, value in self.gaps(pl_module).items()}
+        pl_module.log_dict(values, sync_dist=True)  # equal on every process; keeps Lightning quiet
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Say in one line how close training came to the exact optimum."""

@@ -1,0 +1,279 @@
+"""Reliability: crash and resume, reproducibility, DDP, divergence, config errors, safe loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from linreg.checkpointing import AtomicCheckpointIO
+from linreg.cli import main
+from linreg.errors import UserInputError
+from tests.conftest import LINREG, load_checkpoint, run_linreg, scalars
+
+# ~625 steps per epoch: slow enough to be killed mid-run, fast enough for CI
+LONG = ("--data.n_samples", "25000", "--data.noise", "0.1", "--trainer.enable_progress_bar", "false",
+        "--fit_plot", "null")  # fmt: skip
+
+
+def _state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / name)["state_dict"]
+
+
+def _wait_for_epoch(checkpoint: Path, epoch: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        if checkpoint.exists() and load_checkpoint(checkpoint)["epoch"] >= epoch:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"no checkpoint of epoch {epoch} within {timeout} s")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_parameters(tmp_path: Path) -> None:
+    args = ("fit", *LONG, "--trainer.max_epochs", "5")
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    run_linreg(*args, cwd=reference)
+
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    process = subprocess.Popen([LINREG, *args], cwd=crashed, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    run_dir = crashed / "lightning_logs" / "version_0"
+    _wait_for_epoch(run_dir / "checkpoints" / "last.ckpt", 1, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    interrupted = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert 1 <= interrupted["epoch"] < 4  # a complete checkpoint of an unfinished run
+
+    run_linreg(*args, "--ckpt_path", "last", cwd=crashed)
+    assert sorted(p.name for p in (crashed / "lightning_logs").iterdir()) == ["version_0"]
+    resumed, uninterrupted = _state(run_dir), _state(reference / "lightning_logs" / "version_0")
+    for name, value in uninterrupted.items():
+        assert torch.equal(resumed[name], value), name  # bit for bit on CPU
+    epochs = [step for step, _ in scalars(run_dir)["val/mse"]]
+    assert len(epochs) == len(set(epochs)) >= 5  # one log, continued where it stopped
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_gracefully_and_keeps_the_checkpoint(tmp_path: Path) -> None:
+    process = subprocess.Popen([LINREG, "fit", *LONG, "--trainer.max_epochs", "200"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    _wait_for_epoch(checkpoint, 0, process)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "graceful shutdown" in output
+    assert torch.isfinite(load_checkpoint(checkpoint)["state_dict"]["linear.weight"]).all()
+
+
+def test_atomic_save_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, path)
+
+    def crash_midway(obj: object, file: object) -> None:
+        file.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    assert io.load_checkpoint(path)["epoch"] == 1  # the previous checkpoint, intact
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary left behind
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.slow
+def test_same_seed_gives_bitwise_identical_parameters(tmp_path: Path) -> None:
+    args = ("fit", "--data.noise", "0.1", "--trainer.max_epochs", "3", "--seed_everything", "7",
+            "--trainer.enable_progress_bar", "false", "--fit_plot", "null")  # fmt: skip
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    run_linreg(*args, cwd=tmp_path / "a")
+    run_linreg(*args, cwd=tmp_path / "b")
+    run_linreg(*args[:-6], "--seed_everything", "8", *args[-4:], cwd=tmp_path / "c")
+    first, second, other = (_state(tmp_path / n / "lightning_logs" / "version_0") for n in "abc")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["linear.weight"], other["linear.weight"])
+
+
+SHARD_PROBE = '''
+import json, os
+import torch
+from linreg import LinearRegression
+
+class ShardProbe(LinearRegression):
+    """Records the rows (their x values) each process trains on, per epoch."""
+    def on_train_epoch_start(self):
+        self.seen = []
+    def training_step(self, batch, batch_idx):
+        self.seen.extend(batch[0][:, 0].tolist())
+        return super().training_step(batch, batch_idx)
+    def on_train_epoch_end(self):
+        path = f"rows_rank{self.global_rank}_epoch{self.current_epoch}.json"
+        with open(path, "w") as f:
+            json.dump(self.seen, f)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
+    (tmp_path / "shard_probe.py").write_text(SHARD_PROBE)
+    result = run_linreg(
+        "fit", "--model", "shard_probe.ShardProbe", "--trainer.accelerator", "cpu",
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "10",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert result.stdout.count("linreg: training finished.") == 1  # one process reports
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    rows = {
+        (rank, epoch): json.loads((tmp_path / f"rows_rank{rank}_epoch{epoch}.json").read_text())
+        for rank in (0, 1)
+        for epoch in (0, 1)
+    }
+    for epoch in (0, 1):
+        first, second = rows[0, epoch], rows[1, epoch]
+        assert len(first) == len(second) == 400  # 800 training rows, an equal half each
+        assert not set(first) & set(second)  # disjoint shares
+    assert rows[0, 0] != rows[0, 1]  # reshuffled every epoch
+    state = _state(run_dir)
+    assert abs(state["linear.weight"].item() - 3.0) < 1e-3
+    assert abs(state["linear.bias"].item() - 0.8) < 1e-3
+    val_mse = scalars(run_dir)["val/mse"]
+    assert len(val_mse) == 10 and val_mse[-1][1] < 1e-6
+
+
+@pytest.mark.slow
+def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(tmp_path: Path) -> None:
+    # two good epochs at lr 0.5, then the scheduler multiplies the rate by 1000
+    result = run_linreg(
+        "fit", "--model.lr_scheduler", "StepLR", "--model.lr_scheduler.step_size", "2",
+        "--model.lr_scheduler.gamma", "1000", "--trainer.max_epochs", "6",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("linreg: error: training diverged")
+    assert "learning rate 500" in message and "--model.optimizer.lr 50" in message
+    step = int(message.split(" at step ")[1].split()[0])
+    assert 50 < step <= 60  # 25 steps per epoch: epoch 2 starts after step 50
+    assert "Traceback" not in result.stderr
+    checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    for name in ("last.ckpt", "best.ckpt"):
+        checkpoint = load_checkpoint(checkpoints / name)
+        assert checkpoint["epoch"] == 1
+        assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data.batch_size", "0"], "batch_size must be a positive integer"),
+        (["--data.val_fraction", "1.5"], r"val_fraction must be in \[0, 1\)"),
+        (["--data.val_fraction", "0.6", "--data.test_fraction", "0.5"], "must be below 1"),
+        (["--data.n_samples", "3"], "too few for val_fraction"),
+        (["--model.optimizer", "torch.optim.NoSuchOptimizer"], "--model.optimizer"),
+        (["--model.l2", "-0.1"], "l2 is a penalty weight and must be >= 0"),
+        (["--data.n_features", "2", "--data.weight", "[1.0, 2.0, 3.0]"], "weight has 3 values"),
+        (["--trainer.max_epochs", "many"], "--trainer.max_epochs: expected int, got 'many'"),
+    ],
+    ids=["batch-size", "fraction-range", "fraction-sum", "too-few-rows", "unknown-optimizer",
+         "negative-l2", "weight-length", "not-a-number"],  # fmt: skip
+)
+def test_config_errors_fail_before_any_work(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["linreg"])
+    monkeypatch.delenv("LINREG_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args])
+    assert exit_info.value.code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if "linreg: error" in line]
+    assert len(error_lines) == 1
+    assert re.search(message, error_lines[0]), error_lines[0]
+    assert list(tmp_path.iterdir()) == []  # no log folder, no data, nothing written
+
+
+EVIL = '''
+import os, sys, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+torch.save({"state_dict": {}, "payload": Payload()}, sys.argv[1])
+'''
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    evil, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
+    (tmp_path / "make_evil.py").write_text(EVIL)
+    subprocess.run([Path(LINREG).with_name("python"), "make_evil.py", str(evil), str(marker)],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    for command in ("test", "fit", "predict"):
+        result = run_linreg(command, "--ckpt_path", str(evil), cwd=tmp_path, check=False)
+        assert result.returncode == 2
+        assert f"refused to load {evil}" in result.stderr
+        assert "Traceback" not in result.stderr
+    with pytest.raises(UserInputError, match="refused to load"):
+        AtomicCheckpointIO().load_checkpoint(evil)
+    from linreg import LinearRegression
+
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        LinearRegression.load_from_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_missing_or_foreign_checkpoint_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["linreg"])
+    torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.ckpt")
+    for path, message in (("nope.ckpt", "does not exist"), ("foreign.ckpt", "is not a linreg checkpoint")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["test", "--ckpt_path", path])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["test", "--ckpt_path", "last"])
+    assert "no last.ckpt under lightning_logs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_three_runs_at_once_get_their_own_folders(tmp_path: Path) -> None:
+    args = [LINREG, "fit", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false"]
+    processes = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True) for _ in range(3)]  # fmt: skip
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes)
+    runs = sorted(p.name for p in (tmp_path / "lightning_logs").iterdir())
+    assert runs == ["version_0", "version_1", "version_2"]
+    reported = sorted(line.split("/")[-1] for out in outputs for line in out.splitlines() if "logs:" in line)
+    assert reported == runs  # each process wrote (and reported) its own folder
+    for run in runs:
+        run_dir = tmp_path / "lightning_logs" / run
+        assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+        assert len(scalars(run_dir)["val/mse"]) == 2
+        assert (run_dir / "config.yaml").exists() and (run_dir / "hparams.yaml").exists()
+        assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 1
