@@ -1,9 +1,10 @@
 """linreg: linear regression as a clean, fast PyTorch Lightning module."""
 
 from linreg.data import ArrayDataModule, SyntheticDataModule
+from linreg.files import FileDataModule
 from linreg.model import LinearRegression
 
-__all__ = ["ArrayDataModule", "LinearRegression", "SyntheticDataModule", "main"]
+__all__ = ["ArrayDataModule", "FileDataModule", "LinearRegression", "SyntheticDataModule", "main"]
 
 
 def main() -> None:

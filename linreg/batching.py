@@ -10,7 +10,7 @@ same way ``DistributedSampler`` does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Union
 
 import numpy as np
@@ -20,6 +20,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 Array = Union[Tensor, np.ndarray]
 BatchIndex = Union[Tensor, slice]
+Batch = tuple[Tensor, ...]
+BatchTransform = Callable[[Batch], Batch]
 
 
 def as_float_tensor(rows: Array) -> Tensor:
@@ -37,10 +39,17 @@ class ArrayDataset(Dataset):
         y: targets, shape ``(n_rows, n_targets)``, or ``None`` for unlabelled data.
         rows: optional row numbers into ``x``/``y`` that make up this dataset (a split), so
             splits share the arrays instead of copying them; ``None`` means all rows, in order.
+        transform: optional function applied to each fetched batch (e.g. standardization).
     """
 
-    def __init__(self, x: Array, y: Array | None = None, rows: Tensor | None = None) -> None:
-        self.x, self.y, self.rows = x, y, rows
+    def __init__(
+        self,
+        x: Array,
+        y: Array | None = None,
+        rows: Tensor | None = None,
+        transform: BatchTransform | None = None,
+    ) -> None:
+        self.x, self.y, self.rows, self.transform = x, y, rows, transform
 
     def __len__(self) -> int:
         return len(self.rows) if self.rows is not None else len(self.x)
@@ -50,7 +59,8 @@ class ArrayDataset(Dataset):
         if self.rows is not None:
             index = _take_rows(self.rows, index)
         arrays = (self.x,) if self.y is None else (self.x, self.y)
-        return tuple(as_float_tensor(_take_rows(array, index)) for array in arrays)
+        batch = tuple(as_float_tensor(_take_rows(array, index)) for array in arrays)
+        return self.transform(batch) if self.transform is not None else batch
 
 
 def _take_rows(array: Array, index: BatchIndex) -> Array:

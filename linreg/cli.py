@@ -6,17 +6,23 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from jsonargparse import Namespace, lazy_instance
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from linreg.callbacks import DivergenceGuard, FitPlot, HParamsMetrics, OptimumGap, ParameterLogger
+from linreg.callbacks import (
+    DivergenceGuard,
+    FitPlot,
+    HParamsMetrics,
+    OptimumGap,
+    ParameterLogger,
+    PredictionWriter,
+)
 from linreg.checkpointing import AtomicCheckpointIO, find_checkpoint, load_checkpoint
-from linreg.data import SyntheticDataModule
 from linreg.errors import UserInputError, find_user_error, one_line
 from linreg.model import DEFAULT_LR, LinearRegression
 from linreg.run_logger import RunLogger
@@ -80,53 +86,46 @@ class LinRegCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse, remembering the arguments so a checkpoint's settings can sit beneath them."""
+        """Parse; with ``--ckpt_path``, the checkpoint's model and data settings are the defaults.
+
+        So ``linreg predict --ckpt_path C --data.path new.csv`` rebuilds the model and the data
+        module from the checkpoint alone, and whatever the command line gives wins.
+        """
         self._args = args
+        argv = list(args) if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else []
+        subcommand = next((arg for arg in argv if arg in self.subcommands()), None)
+        ckpt_path = _option_value(argv, "--ckpt_path")
+        self._checkpoint_resolved = bool(subcommand and ckpt_path)
+        self._checkpoint: Path | None = None
+        if subcommand and ckpt_path:
+            self._use_checkpoint(subcommand, ckpt_path, _peek_runs_folder(argv))
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
-        """Take the model's and data's settings from ``--ckpt_path``; the command line wins.
-
-        ``--ckpt_path last`` (fit) means the newest ``last.ckpt`` under the logger's folder.
-        Resuming a checkpoint of ``lightning_logs/version_N`` continues logging into that folder.
-        """
+        """Point ``ckpt_path`` at the resolved file; a resumed fit logs into its run's folder."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path:
             return
-        path = self._resolve_ckpt_path(subcommand, ckpt_path)
-        if path is None:
-            self.config[subcommand].ckpt_path = None
-            return
-        checkpoint = load_checkpoint(path)
-        defaults = {
-            key: _class_config(checkpoint.get(hparams_key))
-            for key, hparams_key in (
-                ("model", "hyper_parameters"),
-                ("data", "datamodule_hyper_parameters"),
-            )
-            if checkpoint.get(hparams_key)
-        }
-        self._parser(subcommand).set_defaults(defaults)
-        super().parse_arguments(self.parser, self._args)
-        self.config[subcommand].ckpt_path = str(path)
-        if subcommand == "fit":
-            _continue_in_run_folder(self.config[subcommand], path)
+        if not self._checkpoint_resolved:  # ckpt_path came from a config file: same, after the fact
+            self._use_checkpoint(subcommand, ckpt_path, _runs_folder(self.config[subcommand]))
+            super().parse_arguments(self.parser, self._args)
+        config = self.config[subcommand]
+        config.ckpt_path = str(self._checkpoint) if self._checkpoint is not None else None
+        if subcommand == "fit" and self._checkpoint is not None:
+            _continue_in_run_folder(config, self._checkpoint)
 
-    def _resolve_ckpt_path(self, subcommand: str, ckpt_path: str) -> Path | None:
-        """A path, or for ``last``/``best`` that file in the newest run folder that has one."""
-        if ckpt_path not in ("last", "best"):
-            return Path(ckpt_path)
-        runs = _runs_folder(self.config[subcommand])
-        found = find_checkpoint(runs, f"{ckpt_path}.ckpt") if runs else None
-        if found is None and subcommand == "fit":
-            print(f"linreg: no {ckpt_path}.ckpt under {runs}: starting a new run.", file=sys.stderr)
-        elif found is None:
-            raise UserInputError(
-                f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt under {runs}. Train first with "
-                f"`linreg fit`, or give the path of a checkpoint."
-            )
-        return found
+    def _use_checkpoint(self, subcommand: str, ckpt_path: str, runs: Path | None) -> None:
+        """Resolve ``ckpt_path``, load it safely, make its settings the subcommand's defaults."""
+        self._checkpoint = _resolve_checkpoint(subcommand, ckpt_path, runs)
+        if self._checkpoint is not None:
+            checkpoint = load_checkpoint(self._checkpoint)
+            defaults = {
+                key: _class_config(checkpoint[hparams])
+                for key, hparams in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))
+                if checkpoint.get(hparams)
+            }
+            self._parser(subcommand).set_defaults(defaults)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         """Drop switched-off callbacks; add the atomic checkpoint writer and a light progress bar.
@@ -146,6 +145,38 @@ class LinRegCLI(LightningCLI):
             config["plugins"] = [*plugins, AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> Any:
+        """Give ``predict`` a ``--predictions FILE.csv`` option."""
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            parser.add_argument(
+                "--predictions",
+                type=Optional[str],
+                default=None,
+                help="CSV file to write the predictions to (one row per input row, in order).",
+            )
+        return parser
+
+    def after_instantiate_classes(self) -> None:
+        """Check the data before anything is written; wire ``--predictions``."""
+        check = getattr(self.datamodule, "check", None)
+        if self.subcommand and callable(check):
+            check(self.subcommand)
+        if self.subcommand != "predict":
+            return
+        config = self.config[self.subcommand]
+        if config.get("predictions"):
+            output = Path(config.predictions)
+            source = getattr(self.datamodule, "path", None)
+            if source is not None and output.resolve() == Path(source).resolve():
+                raise UserInputError(
+                    f"--predictions {output} is the input file itself; write to another file."
+                )
+            self.trainer.callbacks.append(PredictionWriter(str(output)))
+            self.config_init[self.subcommand].return_predictions = False  # stream, do not keep
+        elif self.trainer.is_global_zero:
+            print("linreg: predictions are not saved; add --predictions out.csv.", file=sys.stderr)
+
     def after_fit(self) -> None:
         """Say in plain words what was learned and where to look."""
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
@@ -158,11 +189,51 @@ def _class_path(cls: type) -> str:
 
 
 def _num_features(data: Any) -> int:
-    return int(data.num_features)
+    return int(_data_attribute(data, "num_features"))
 
 
 def _num_targets(data: Any) -> int:
-    return int(data.num_targets)
+    return int(_data_attribute(data, "num_targets"))
+
+
+def _data_attribute(data: Any, name: str) -> Any:
+    if not hasattr(data, name):
+        raise UserInputError(
+            f"the data module {type(data).__name__} has no `{name}`, which sets the model's size: "
+            f"subclass linreg.ArrayDataModule, or give it `num_features` and `num_targets`."
+        )
+    return getattr(data, name)
+
+
+def _option_value(argv: list[str], option: str) -> str | None:
+    """The value given to ``option`` on a command line (``--opt value`` or ``--opt=value``)."""
+    for index, arg in enumerate(argv):
+        if arg == option and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _peek_runs_folder(argv: list[str]) -> Path:
+    """The logger's runs folder as the command line sets it (``./lightning_logs`` by default)."""
+    save_dir = _option_value(argv, "--trainer.logger.init_args.save_dir") or "."
+    return Path(save_dir) / (_option_value(argv, "--trainer.logger.init_args.name") or "lightning_logs")
+
+
+def _resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Path | None:
+    """A path; for ``last``/``best``, that file in the newest run folder that has one."""
+    if ckpt_path not in ("last", "best"):
+        return Path(ckpt_path)
+    found = find_checkpoint(runs, f"{ckpt_path}.ckpt") if runs else None
+    if found is None and subcommand == "fit":
+        print(f"linreg: no {ckpt_path}.ckpt under {runs}: starting a new run.", file=sys.stderr)
+    elif found is None:
+        raise UserInputError(
+            f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt under {runs}. Train first with "
+            f"`linreg fit`, or give the path of a checkpoint."
+        )
+    return found
 
 
 def _class_config(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +281,7 @@ def main(args: ArgsType = None) -> None:
     try:
         LinRegCLI(
             LinearRegression,
-            SyntheticDataModule,
+            LightningDataModule,  # any data module; SyntheticDataModule by default
             subclass_mode_model=True,
             subclass_mode_data=True,
             trainer_defaults=TRAINER_DEFAULTS,

@@ -8,7 +8,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from linreg.batching import Array, ArrayDataset, batch_loader
+from linreg.batching import Array, ArrayDataset, BatchTransform, batch_loader
 from linreg.errors import UserInputError
 
 SPLITS = ("train", "val", "test")
@@ -70,22 +70,46 @@ class ArrayDataModule(LightningDataModule):
         """Columns of ``y``: the model's ``out_features``."""
         return 1
 
-    def load_arrays(self) -> tuple[Array, Array]:
-        """All rows as ``(x, y)``: tensors or (memory-mapped) numpy arrays, same row count."""
+    def load_arrays(self) -> tuple[Array, Array | None]:
+        """All rows as ``(x, y)``: tensors or (memory-mapped) numpy arrays, same row count.
+
+        ``y`` may be ``None`` for data without targets, which can only be predicted on.
+        """
         raise NotImplementedError
+
+    @property
+    def source(self) -> str:
+        """How error messages name the data (a file's path, for file data)."""
+        return "the data"
+
+    def check(self, stage: str) -> None:
+        """Validate the data for ``stage`` now (the ``linreg`` command calls this before a run).
+
+        The default does nothing; ``FileDataModule`` reads and checks its file here, so a bad
+        file fails before any log folder is created.
+        """
+
+    def batch_transform(self) -> BatchTransform | None:
+        """A function applied to every fetched batch ``(x, y)`` (e.g. standardization), or None."""
+        return None
 
     # -- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Load the rows once and split them; every split is a view of the same arrays."""
-        if "all" in self.datasets:
+        """Load the rows once; split them unless predicting. Splits are views of the same arrays."""
+        if "all" not in self.datasets:
+            x, y = self._place(*self.load_arrays())
+            self.datasets["all"] = ArrayDataset(x, y, transform=self.batch_transform())
+        if stage == "predict" or "train" in self.datasets:
             return
-        x, y = self.load_arrays()
-        self.check_split_sizes(len(x), source="the data")
-        x, y = self._place(x, y)
-        self.datasets["all"] = ArrayDataset(x, y)
-        for name, rows in self._split_rows(len(x)).items():
-            self.datasets[name] = ArrayDataset(x, y, rows.to(_device_of(x)))
+        everything = self.datasets["all"]
+        if everything.y is None:
+            raise UserInputError(f"{self.source} has no target values to {stage} on.")
+        self.check_split_sizes(len(everything), source=self.source)
+        for name, rows in self._split_rows(len(everything)).items():
+            self.datasets[name] = ArrayDataset(
+                everything.x, everything.y, rows.to(_device_of(everything.x)), everything.transform
+            )
 
     def train_dataloader(self) -> DataLoader:
         """Training batches, reshuffled every epoch, this process's share under DDP."""
@@ -135,15 +159,16 @@ class ArrayDataModule(LightningDataModule):
         trainer = self.trainer
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
-    def _place(self, x: Array, y: Array) -> tuple[Array, Array]:
+    def _place(self, x: Array, y: Array | None) -> tuple[Array, Array | None]:
         """Keep in-memory data on the accelerator when it fits, so batches never cross PCIe."""
         device = self._device
-        if device.type != "cuda" or not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        tensors = [a for a in (x, y) if a is not None]
+        if device.type != "cuda" or not all(isinstance(a, Tensor) for a in tensors):
             return x, y
         free, _ = torch.cuda.mem_get_info(device)
-        if (x.nbytes + y.nbytes) * 4 > free:  # leave room for the batches and the model
+        if sum(a.nbytes for a in tensors) * 4 > free:  # leave room for the batches and the model
             return x, y
-        return x.to(device), y.to(device)
+        return x.to(device), (y.to(device) if isinstance(y, Tensor) else None)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]

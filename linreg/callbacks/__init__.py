@@ -5,6 +5,7 @@ from linreg.callbacks.fit_plot import FitPlot, fit_figure
 from linreg.callbacks.hparams import HParamsMetrics
 from linreg.callbacks.optimum import OptimumGap
 from linreg.callbacks.parameters import ParameterLogger
+from linreg.callbacks.predictions import PredictionWriter
 
 __all__ = [
     "DivergenceGuard",
@@ -12,6 +13,7 @@ __all__ = [
     "HParamsMetrics",
     "OptimumGap",
     "ParameterLogger",
+    "PredictionWriter",
     "TrainingDiverged",
     "fit_figure",
 ]
