@@ -139,6 +139,9 @@ class LinRegCLI(LightningCLI):
             isinstance(callback, ProgressBar) for callback in given
         ):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE))
+        if self.subcommand == "predict":  # nothing to log: no run folder, no config.yaml
+            config["logger"] = False
+            self.save_config_callback = None
         plugins = config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(hasattr(plugin, "save_checkpoint") for plugin in plugins):
