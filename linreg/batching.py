@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-Array = Union[Tensor, np.ndarray]
-BatchIndex = Union[Tensor, slice]
+Array = Tensor | np.ndarray
+BatchIndex = Tensor | slice
 Batch = tuple[Tensor, ...]
 BatchTransform = Callable[[Batch], Batch]
 
@@ -57,7 +57,9 @@ class ArrayDataset(Dataset):
     def __getitem__(self, index: BatchIndex) -> tuple[Tensor, ...]:
         """The batch of rows at ``index`` (an index tensor or a slice) as float32 tensors."""
         if self.rows is not None:
-            index = _take_rows(self.rows, index)
+            index = (
+                self.rows[index] if isinstance(index, slice) else self.rows.index_select(0, index)
+            )
         arrays = (self.x,) if self.y is None else (self.x, self.y)
         batch = tuple(as_float_tensor(_take_rows(array, index)) for array in arrays)
         return self.transform(batch) if self.transform is not None else batch
@@ -104,7 +106,11 @@ class BatchIndexSampler(DistributedSampler):
         drop_last: bool = False,
     ) -> None:
         super().__init__(
-            range(n_rows), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed
+            range(n_rows),  # type: ignore[arg-type]  # only its length is used
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
         )
         self.n_rows, self.batch_size, self.drop_last_batch = n_rows, batch_size, drop_last
 
@@ -114,7 +120,7 @@ class BatchIndexSampler(DistributedSampler):
         return slice(start, math.ceil(self.n_rows * (self.rank + 1) / self.num_replicas))
 
     def _permuted_share(self) -> Tensor:
-        """This rank's rows of this epoch's permutation, dealt out as ``DistributedSampler`` does."""
+        """This rank's rows of this epoch's permutation, dealt out like ``DistributedSampler``."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.n_rows, generator=generator)
         if self.num_replicas == 1:
@@ -129,7 +135,9 @@ class BatchIndexSampler(DistributedSampler):
         else:
             block = self._block()
             rows = block.stop - block.start
-        return rows // self.batch_size if self.drop_last_batch else math.ceil(rows / self.batch_size)
+        return (
+            rows // self.batch_size if self.drop_last_batch else math.ceil(rows / self.batch_size)
+        )
 
     def __iter__(self) -> Iterator[BatchIndex]:  # type: ignore[override]
         stop = len(self) * self.batch_size

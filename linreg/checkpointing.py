@@ -21,6 +21,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from linreg.errors import UserInputError
 
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` to a temporary file, ``fsync``, ``os.replace``; loads only plain data."""
 

@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Callback, LightningDataModule, Trainer
@@ -29,7 +29,7 @@ from linreg.run_logger import RunLogger
 from linreg.summary import fit_summary
 
 PROGRESS_BAR_REFRESH_RATE = 10
-# linreg's own callbacks: each configurable (--fit_plot.every_n_epochs 2), removable (--fit_plot null)
+# linreg's own callbacks: configurable (--fit_plot.every_n_epochs 2), removable (--fit_plot null)
 SWITCHABLE_CALLBACKS: dict[str, type[Callback]] = {
     "divergence_guard": DivergenceGuard,
     "parameter_logger": ParameterLogger,
@@ -40,7 +40,9 @@ SWITCHABLE_CALLBACKS: dict[str, type[Callback]] = {
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_epochs": 10,
     "log_every_n_steps": 10,
-    "logger": lazy_instance(RunLogger, save_dir=".", name="lightning_logs", default_hp_metric=False),
+    "logger": lazy_instance(
+        RunLogger, save_dir=".", name="lightning_logs", default_hp_metric=False
+    ),
 }
 # Set from the checkpoint when one is given, so they must not be restored from it.
 LINKED = ("in_features", "out_features")
@@ -92,7 +94,9 @@ class LinRegCLI(LightningCLI):
         module from the checkpoint alone, and whatever the command line gives wins.
         """
         self._args = args
-        argv = list(args) if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else []
+        argv = (
+            list(args) if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else []
+        )
         subcommand = next((arg for arg in argv if arg in self.subcommands()), None)
         ckpt_path = _option_value(argv, "--ckpt_path")
         self._checkpoint_resolved = bool(subcommand and ckpt_path)
@@ -122,7 +126,10 @@ class LinRegCLI(LightningCLI):
             checkpoint = load_checkpoint(self._checkpoint)
             defaults = {
                 key: _class_config(checkpoint[hparams])
-                for key, hparams in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))
+                for key, hparams in (
+                    ("model", "hyper_parameters"),
+                    ("data", "datamodule_hyper_parameters"),
+                )
                 if checkpoint.get(hparams)
             }
             self._parser(subcommand).set_defaults(defaults)
@@ -154,7 +161,7 @@ class LinRegCLI(LightningCLI):
         if subcommand == "predict":
             parser.add_argument(
                 "--predictions",
-                type=Optional[str],
+                type=str | None,
                 default=None,
                 help="CSV file to write the predictions to (one row per input row, in order).",
             )
@@ -221,7 +228,9 @@ def _option_value(argv: list[str], option: str) -> str | None:
 def _peek_runs_folder(argv: list[str]) -> Path:
     """The logger's runs folder as the command line sets it (``./lightning_logs`` by default)."""
     save_dir = _option_value(argv, "--trainer.logger.init_args.save_dir") or "."
-    return Path(save_dir) / (_option_value(argv, "--trainer.logger.init_args.name") or "lightning_logs")
+    return Path(save_dir) / (
+        _option_value(argv, "--trainer.logger.init_args.name") or "lightning_logs"
+    )
 
 
 def _resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Path | None:
@@ -259,7 +268,9 @@ def _logger_args(config: Namespace) -> Namespace | None:
         return None
     module, _, name = logger.class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name, None)
-    return logger.init_args if isinstance(cls, type) and issubclass(cls, TensorBoardLogger) else None
+    return (
+        logger.init_args if isinstance(cls, type) and issubclass(cls, TensorBoardLogger) else None
+    )
 
 
 def _runs_folder(config: Namespace) -> Path | None:

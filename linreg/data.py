@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
@@ -152,7 +153,7 @@ class ArrayDataModule(LightningDataModule):
         sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
         order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(self.seed))
         cuts = order.split([sizes[name] for name in SPLITS])
-        return {name: rows.sort().values for name, rows in zip(SPLITS, cuts)}
+        return {name: rows.sort().values for name, rows in zip(SPLITS, cuts, strict=True)}
 
     @property
     def _device(self) -> torch.device:
@@ -168,6 +169,7 @@ class ArrayDataModule(LightningDataModule):
         free, _ = torch.cuda.mem_get_info(device)
         if sum(a.nbytes for a in tensors) * 4 > free:  # leave room for the batches and the model
             return x, y
+        assert isinstance(x, Tensor)
         return x.to(device), (y.to(device) if isinstance(y, Tensor) else None)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -231,19 +233,20 @@ class SyntheticDataModule(ArrayDataModule):
         if noise < 0:
             raise UserInputError(f"noise is a standard deviation and must be >= 0, got {noise}.")
         self.check_split_sizes(n_samples, source=f"n_samples={n_samples}")
+        self.n_samples, self.n_features, self.noise = n_samples, n_features, noise
         self.true_weight = torch.tensor([weights], dtype=torch.float32)
         self.true_bias = torch.tensor([float(bias)])
 
     @property
     def num_features(self) -> int:
         """Columns of ``x``: ``n_features``."""
-        return int(self.hparams.n_features)
+        return self.n_features
 
     def load_arrays(self) -> tuple[Tensor, Tensor]:
-        """Generate ``(x, y)`` from ``seed``: shapes ``(n_samples, n_features)`` and ``(n_samples, 1)``."""
+        """Generate ``(x, y)`` from ``seed``: ``(n_samples, n_features)`` and ``(n_samples, 1)``."""
         generator = torch.Generator().manual_seed(self.seed)
-        x = torch.rand(self.hparams.n_samples, self.num_features, generator=generator)
+        x = torch.rand(self.n_samples, self.n_features, generator=generator)
         y = x @ self.true_weight.T + self.true_bias
-        if self.hparams.noise > 0:
-            y += self.hparams.noise * torch.randn(y.shape, generator=generator)
+        if self.noise > 0:
+            y += self.noise * torch.randn(y.shape, generator=generator)
         return x, y

@@ -30,7 +30,8 @@ _NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "P
 def one_line(message: str) -> str:
     """Condense a jsonargparse error (nested, many lines) to ``--option: problem``.
 
-    >>> one_line("Parser key \\"data\\":\\n  Parser key \\"batch_size\\":\\n    Expected a <class 'int'>. Got value: x")
+    >>> nested = 'Parser key "data":\\n  Parser key "batch_size":\\n'
+    >>> one_line(nested + "    Expected a <class 'int'>. Got value: x")
     "--data.batch_size: expected int, got 'x'"
     """
     keys = re.findall(r'Parser key "([^"]+)"', message)
@@ -45,7 +46,10 @@ def one_line(message: str) -> str:
         details = [
             line
             for line in lines
-            if line and not line.startswith(_NOISE) and "Parser key" not in line and "NoneType" not in line
+            if line
+            and not line.startswith(_NOISE)
+            and "Parser key" not in line
+            and "NoneType" not in line
         ]
         reason = details[-1] if details else message.strip().splitlines()[0]
     if given is not None and "got" not in reason.lower():

@@ -1,11 +1,11 @@
-"""Your own table as data: CSV, NumPy ``.npy`` (memory-mapped) or ``.npz``, checked and standardized."""
+"""Your own table as data: CSV, ``.npy`` (memory-mapped) or ``.npz``, checked and standardized."""
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from linreg.batching import Array, Batch, BatchTransform
 from linreg.data import ArrayDataModule
 from linreg.errors import UserInputError
 
-Column = Union[str, int]
+Column = str | int
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 CHUNK_ROWS = 65536
 
@@ -70,6 +70,8 @@ class FileDataModule(ArrayDataModule):
         super().__init__(batch_size, val_fraction, test_fraction, seed)
         self.save_hyperparameters()
         self.path = Path(path)
+        self.target, self.features, self.delimiter = target, features, delimiter
+        self.normalize, self.normalize_target = normalize, normalize_target
         self.statistics: dict[str, Tensor] = {}
         self._schema: Schema | None = None
         self._arrays: tuple[Array, Array | None] | None = None
@@ -85,7 +87,7 @@ class FileDataModule(ArrayDataModule):
     def schema(self) -> Schema:
         """The file's columns and the chosen features and targets (read once, header only)."""
         if self._schema is None:
-            self._schema = _read_schema(self.path, self.hparams)
+            self._schema = _read_schema(self.path, self)
         return self._schema
 
     @property
@@ -122,18 +124,18 @@ class FileDataModule(ArrayDataModule):
     def load_arrays(self) -> tuple[Array, Array | None]:
         """The feature and target columns, checked for non-numeric and non-finite values."""
         if self._arrays is None:
-            self._arrays = _load(self.path, self.schema, self.hparams.delimiter)
+            self._arrays = _load(self.path, self.schema, self.delimiter)
         return self._arrays
 
     def batch_transform(self) -> BatchTransform | None:
         """Standardize each batch, when ``normalize`` or ``normalize_target`` is on."""
-        if self.hparams.normalize or self.hparams.normalize_target:
+        if self.normalize or self.normalize_target:
             return self._standardize
         return None
 
     def inverse_target(self, prediction: Tensor) -> Tensor:
         """Predictions back in the target's own units."""
-        if not self.hparams.normalize_target:
+        if not self.normalize_target:
             return prediction
         stats = self._statistics(prediction.device)
         return prediction * stats["target_std"] + stats["target_mean"]
@@ -143,7 +145,11 @@ class FileDataModule(ArrayDataModule):
     def state_dict(self) -> dict[str, Any]:
         """What a later run needs to read new files the same way: statistics and column names."""
         statistics = self._statistics(torch.device("cpu")) if self.batch_transform() else {}
-        return {"statistics": statistics, "features": self.feature_names, "targets": self.target_names}
+        return {
+            "statistics": statistics,
+            "features": self.feature_names,
+            "targets": self.target_names,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Take the training run's statistics; refuse a file whose features are not the same."""
@@ -159,11 +165,15 @@ class FileDataModule(ArrayDataModule):
 
     def _standardize(self, batch: Batch) -> Batch:
         stats = self._statistics(batch[0].device)
-        x = (batch[0] - stats["feature_mean"]) / stats["feature_std"] if self.hparams.normalize else batch[0]
+        x = (
+            (batch[0] - stats["feature_mean"]) / stats["feature_std"]
+            if self.normalize
+            else batch[0]
+        )
         if len(batch) == 1:
             return (x,)
         y = batch[1]
-        if self.hparams.normalize_target:
+        if self.normalize_target:
             y = (y - stats["target_mean"]) / stats["target_std"]
         return x, y
 
@@ -179,7 +189,7 @@ class FileDataModule(ArrayDataModule):
         x, y = self.load_arrays()
         if y is None:
             raise UserInputError(
-                f"{self.path}: the standardization statistics come from training data with targets; "
+                f"{self.path}: standardization statistics need training data with targets; "
                 f"predict with --ckpt_path of a trained model."
             )
         rows = self._split_rows(len(x))["train"].numpy()
@@ -194,7 +204,7 @@ def _names(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
 
 
-def _read_schema(path: Path, options: Any) -> Schema:
+def _read_schema(path: Path, options: FileDataModule) -> Schema:
     """Column names from the header (CSV) or the array shape, and the chosen columns."""
     if not path.is_file():
         raise UserInputError(f"data file {path} does not exist. Check --data.path.")
@@ -208,20 +218,24 @@ def _read_schema(path: Path, options: Any) -> Schema:
         columns = [f"column_{i}" for i in range(array.shape[1])]
     elif suffix == ".npz":
         x, y = _open_npz(path)
-        targets = ["y"] if y.shape[1] == 1 else [f"y_{i}" for i in range(y.shape[1])]
-        columns = [f"x_{i}" for i in range(x.shape[1])] + targets
+        names = ["y"] if y.shape[1] == 1 else [f"y_{i}" for i in range(y.shape[1])]
+        columns = [f"x_{i}" for i in range(x.shape[1])] + names
         return Schema(columns, list(range(x.shape[1])), list(range(x.shape[1], len(columns))), True)
     else:
         raise UserInputError(f"{path}: unsupported file type {suffix!r}; use .csv, .npy or .npz.")
-    wanted = options.target if options.target is not None else -1
-    wanted = wanted if isinstance(wanted, list) else [wanted]
+    target = options.target if options.target is not None else -1
+    wanted: list[Column] = target if isinstance(target, list) else [target]
     present = [c for c in wanted if _has_column(columns, c)]
     if present and len(present) < len(wanted):  # some targets there, others not: a typo
-        _column_index(path, columns, next(c for c in wanted if not _has_column(columns, c)), "target")
+        _column_index(
+            path, columns, next(c for c in wanted if not _has_column(columns, c)), "target"
+        )
     has_targets = len(present) == len(wanted)
     if not has_targets and options.target is None:
         raise UserInputError(f"{path} has no columns.")
-    targets = [_column_index(path, columns, c, "target") for c in wanted] if has_targets else []
+    targets: list[int] = (
+        [_column_index(path, columns, c, "target") for c in wanted] if has_targets else []
+    )
     if options.features is not None:
         features = [_column_index(path, columns, c, "feature") for c in options.features]
     else:
@@ -248,7 +262,9 @@ def _column_index(path: Path, columns: list[str], column: Column, role: str) -> 
     if isinstance(column, int):
         if -len(columns) <= column < len(columns):
             return column % len(columns)
-        raise UserInputError(f"{path}: {role} column index {column} is out of range: it has {len(columns)} columns.")
+        raise UserInputError(
+            f"{path}: {role} column index {column} is out of range: it has {len(columns)} columns."
+        )
     if column not in columns:
         raise UserInputError(
             f"{path} has no {role} column {column!r}; its columns are: {', '.join(columns)}. "
@@ -290,7 +306,8 @@ def _open_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             missing = {"x", "y"} - set(archive.files)
             if missing:
                 raise UserInputError(
-                    f"{path} must hold arrays named 'x' and 'y'; it holds: {', '.join(archive.files)}."
+                    f"{path} must hold arrays named 'x' and 'y'; it holds: "
+                    f"{', '.join(archive.files)}."
                 )
             x, y = archive["x"], archive["y"]
     except (ValueError, OSError) as error:
@@ -338,7 +355,9 @@ def _read_csv(path: Path, schema: Schema, delimiter: str) -> np.ndarray:
     try:
         table = np.loadtxt(path, delimiter=delimiter, skiprows=1, ndmin=2, dtype=np.float64)
     except ValueError as error:
-        raise _diagnose_csv(path, delimiter, schema) or UserInputError(f"{path}: {error}") from error
+        raise _diagnose_csv(path, delimiter, schema) or UserInputError(
+            f"{path}: {error}"
+        ) from error
     return table
 
 
@@ -355,7 +374,7 @@ def _diagnose_csv(path: Path, delimiter: str, schema: Schema) -> UserInputError 
                     f"{path}, row {number} (line {reader.line_num}) has {len(row)} values but the "
                     f"header has {len(header)} columns. Fix or remove that row."
                 )
-            for name, cell in zip(header, row):
+            for name, cell in zip(header, row, strict=True):
                 try:
                     float(cell)
                 except ValueError:

@@ -54,12 +54,13 @@ class LinearRegression(LightningModule):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if value < 1:
                 raise UserInputError(f"{name} must be at least 1, got {value}.")
-        for name, value in (("l1", l1), ("l2", l2)):
-            if value < 0:
-                raise UserInputError(f"{name} is a penalty weight and must be >= 0, got {value}.")
+        for name, penalty in (("l1", l1), ("l2", l2)):
+            if penalty < 0:
+                raise UserInputError(f"{name} is a penalty weight and must be >= 0, got {penalty}.")
         # Checkpoints keep plain hyperparameters only, so they load with weights_only=True.
         for key in ("optimizer", "lr_scheduler"):
             self.hparams[key] = _plain_factory(self.hparams[key])
+        self.l1, self.l2 = l1, l2
         self.optimizer = _callable_factory(optimizer) or default_optimizer
         self.lr_scheduler = _callable_factory(lr_scheduler)
         self.linear = nn.Linear(in_features, out_features, bias=fit_intercept)
@@ -68,14 +69,14 @@ class LinearRegression(LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
 
     def forward(self, x: Tensor) -> Tensor:
-        """Predictions of shape ``(batch, out_features)`` for ``x`` of shape ``(batch, in_features)``."""
+        """Predictions ``(batch, out_features)`` for ``x`` of shape ``(batch, in_features)``."""
         return self.linear(x)
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Loss of one mini-batch: data loss plus penalties; logged at the logger's interval."""
         x, y = batch
         loss = self.loss(self(x), y)
-        if self.hparams.l1 or self.hparams.l2:
+        if self.l1 or self.l2:
             loss = loss + self.penalty()
         # self.log costs more than this whole step on small batches: only call it when the
         # logger will write (Lightning writes when (step + 1) % log_every_n_steps == 0).
@@ -123,7 +124,7 @@ class LinearRegression(LightningModule):
         Each may return one value per output; the mean is logged as ``val/<name>`` and, with
         several outputs, each as ``val/<name>_<i>``.
         """
-        outputs = self.hparams.out_features
+        outputs = self.linear.out_features
         return MetricCollection(
             {
                 "mse": MeanSquaredError(num_outputs=outputs),
@@ -139,10 +140,10 @@ class LinearRegression(LightningModule):
     def penalty(self) -> Tensor | float:
         """``l1 · Σ|W| + l2 · Σ W²`` over the weights (not the bias); 0 when both are off."""
         penalty: Tensor | float = 0.0
-        if self.hparams.l1:
-            penalty = penalty + self.hparams.l1 * self.linear.weight.abs().sum()
-        if self.hparams.l2:
-            penalty = penalty + self.hparams.l2 * self.linear.weight.square().sum()
+        if self.l1:
+            penalty = penalty + self.l1 * self.linear.weight.abs().sum()
+        if self.l2:
+            penalty = penalty + self.l2 * self.linear.weight.square().sum()
         return penalty
 
     def _log_metrics(self, metrics: MetricCollection) -> None:

@@ -22,7 +22,9 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
             lines.append(f"  true bias:      {_numbers(data.true_bias)}")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if metrics:
-        lines.append("  final validation: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()))
+        lines.append(
+            "  final validation: " + ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items())
+        )
     if log_dir:
         lines.append(f"  logs: {log_dir}")
     checkpoint = trainer.checkpoint_callback
@@ -31,7 +33,9 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
         if path:
             lines.append(f"  {kind} checkpoint: {path}")
     if trainer.logger is not None and log_dir:
-        lines.append(f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}")
+        lines.append(
+            f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}"
+        )
     return "\n".join(lines)
 
 

@@ -284,7 +284,9 @@ def run_case(name: str, x: Tensor, y: Tensor, batch_size: int, steps: int, warmu
 # -- modes ------------------------------------------------------------------------------------
 
 
-def compare(rows: int, features: int, batches: list[int], steps: int, cases: list[str]) -> list[Result]:
+def compare(
+    rows: int, features: int, batches: list[int], steps: int, cases: list[str]
+) -> list[Result]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x, y = make_data(rows, features, device)
     results = []
@@ -296,7 +298,7 @@ def compare(rows: int, features: int, batches: list[int], steps: int, cases: lis
 
 
 def scale(sizes: list[int], features: int, batch_size: int) -> list[dict[str, object]]:
-    """One epoch of linreg's path per size: time should grow linearly, memory stay near data size."""
+    """One epoch of linreg's path per size: time should grow with N, memory stay near data size."""
     results = []
     for rows in sizes:
         x, y = make_data(rows, features, torch.device("cpu"))
@@ -333,7 +335,8 @@ def _row(result: Result) -> str:
     return (
         f"{result.case:>7} batch {result.batch_size:>5} rows {result.rows:>9,}: "
         f"{result.samples_per_s:>12,.0f} samples/s  {1000 * result.seconds / result.steps:7.3f} "
-        f"ms/step  final mse {result.final_train_mse:.6g}  peak +{result.peak_extra_memory_mb:.0f} MB"
+        f"ms/step  final mse {result.final_train_mse:.6g}  "
+        f"peak +{result.peak_extra_memory_mb:.0f} MB"
     )
 
 
@@ -343,7 +346,9 @@ def _ratios(results: list[Result]) -> dict[str, float]:
         if result.case == "hand":
             continue
         hand = next(r for r in results if r.case == "hand" and r.batch_size == result.batch_size)
-        ratios[f"{result.case}/hand@{result.batch_size}"] = round(result.samples_per_s / hand.samples_per_s, 3)
+        ratios[f"{result.case}/hand@{result.batch_size}"] = round(
+            result.samples_per_s / hand.samples_per_s, 3
+        )
     return ratios
 
 

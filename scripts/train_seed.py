@@ -16,7 +16,7 @@ import matplotlib
 from linreg import LinearRegression, SyntheticDataModule
 
 matplotlib.use("Agg")  # never open a window
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def main() -> None:
@@ -38,7 +38,9 @@ def main() -> None:
     x, y = data.datasets["test"][:]  # the test split's rows, as tensors
     plt.scatter(x.numpy(), y.numpy(), s=8, c="tab:red", label="data")
     line_x = x.sort(dim=0).values
-    plt.plot(line_x.numpy(), model(line_x).detach().numpy(), label=f"y = {weight:.3f}x + {bias:.3f}")
+    plt.plot(
+        line_x.numpy(), model(line_x).detach().numpy(), label=f"y = {weight:.3f}x + {bias:.3f}"
+    )
     plt.legend()
     plt.savefig(args.out, dpi=100)
     print(f"plot saved to {args.out}")

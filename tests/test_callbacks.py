@@ -100,7 +100,10 @@ def test_hparams_tab_has_final_metrics_not_placeholder(noisy_run: tuple[Path, st
         if value.metadata.plugin_data.plugin_name == "hparams"
     ]
     experiment = next(data.experiment for data in plugin_data if data.HasField("experiment"))
-    assert {info.name.tag for info in experiment.metric_infos} == {"hparams/val_mse", "hparams/val_r2"}
+    assert {info.name.tag for info in experiment.metric_infos} == {
+        "hparams/val_mse",
+        "hparams/val_r2",
+    }
     session = next(d.session_start_info for d in plugin_data if d.HasField("session_start_info"))
     assert session.hparams["noise"].number_value == pytest.approx(0.1)
     assert session.hparams["n_samples"].number_value == 1000

@@ -73,7 +73,9 @@ def test_yaml_config_and_print_config_round_trip(linreg, tmp_path: Path) -> None
         yaml.safe_dump(
             {
                 "trainer": {"max_epochs": 2, "enable_progress_bar": False},
-                "model": {"optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.05}}},
+                "model": {
+                    "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.05}}
+                },
                 "data": {"batch_size": 50, "n_samples": 500},
             }
         )

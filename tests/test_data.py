@@ -93,7 +93,9 @@ def test_shards_are_disjoint_equal_and_match_distributed_sampler(n_rows: int) ->
 
 
 def test_in_order_shards_are_contiguous_unpadded_blocks() -> None:
-    blocks = [list(BatchIndexSampler(10, 3, shuffle=False, num_replicas=3, rank=r)) for r in range(3)]
+    blocks = [
+        list(BatchIndexSampler(10, 3, shuffle=False, num_replicas=3, rank=r)) for r in range(3)
+    ]
     rows = [i for block in blocks for batch in block for i in range(batch.start, batch.stop)]
     assert rows == list(range(10))
 
@@ -116,8 +118,16 @@ def test_loader_fetches_whole_batches_without_collation() -> None:
         ({"n_features": 2, "weight": [1.0, 2.0, 3.0]}, "weight has 3 values but n_features is 2"),
         ({"noise": -1.0}, "noise is a standard deviation"),
     ],
-    ids=["batch-0", "val-1", "test-negative", "fractions-sum", "too-few-rows", "batch-too-big",
-         "weight-length", "negative-noise"],  # fmt: skip
+    ids=[
+        "batch-0",
+        "val-1",
+        "test-negative",
+        "fractions-sum",
+        "too-few-rows",
+        "batch-too-big",
+        "weight-length",
+        "negative-noise",
+    ],  # fmt: skip
 )
 def test_invalid_configuration_fails_at_construction(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):

@@ -73,7 +73,9 @@ def test_csv_round_trip_three_features_two_targets(trained: Path) -> None:
 def test_target_column_present_at_predict_time_is_ignored(trained: Path, tmp_path: Path) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     new_x, truth = _table(5, seed=2)
-    _write_csv(tmp_path / "labelled.csv", ["a", "b", "c", "price", "rent"], np.hstack([new_x, truth * 0]))
+    _write_csv(
+        tmp_path / "labelled.csv", ["a", "b", "c", "price", "rent"], np.hstack([new_x, truth * 0])
+    )
     run_linreg("predict", "--ckpt_path", "best", "--data.path", "labelled.csv",
                "--predictions", "out.csv", cwd=tmp_path)  # fmt: skip
     predicted = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
@@ -107,7 +109,9 @@ def test_normalized_target_predicts_in_original_units(tmp_path: Path) -> None:
 
 def test_standardization_uses_the_training_split_only(tmp_path: Path) -> None:
     x, y = _table(500)
-    data = FileDataModule(str(_write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.hstack([x, y[:, :1]]))))
+    data = FileDataModule(
+        str(_write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.hstack([x, y[:, :1]])))
+    )
     data.setup("fit")
     train_rows = data._split_rows(500)["train"].numpy()
     stats = data.state_dict()["statistics"]
@@ -201,7 +205,9 @@ def test_bad_input_is_one_clear_message_and_loses_nothing(
 
 def test_errors_name_the_file_and_columns_in_python_too(tmp_path: Path) -> None:
     _write_csv(tmp_path / "d.csv", ["x1", "x2", "y"], np.ones((50, 3)))
-    with pytest.raises(UserInputError, match=r"has no feature column 'x3'; its columns are: x1, x2, y"):
+    with pytest.raises(
+        UserInputError, match=r"has no feature column 'x3'; its columns are: x1, x2, y"
+    ):
         _ = FileDataModule(str(tmp_path / "d.csv"), features=["x1", "x3"]).num_features
     with pytest.raises(UserInputError, match="unsupported file type '.parquet'"):
         (tmp_path / "d.parquet").write_bytes(b"PAR1")

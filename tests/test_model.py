@@ -62,7 +62,10 @@ def test_injected_optimizer_and_scheduler() -> None:
 
 def test_hyperparameters_are_plain_data_that_rebuild_the_optimizer() -> None:
     model = LinearRegression(optimizer=functools.partial(torch.optim.Adam, lr=0.01))
-    assert model.hparams.optimizer == {"class_path": "torch.optim.adam.Adam", "init_args": {"lr": 0.01}}
+    assert model.hparams.optimizer == {
+        "class_path": "torch.optim.adam.Adam",
+        "init_args": {"lr": 0.01},
+    }
     buffer = io.BytesIO()
     torch.save({"hyper_parameters": dict(model.hparams)}, buffer)
     buffer.seek(0)
@@ -87,7 +90,9 @@ def test_invalid_arguments_raise(kwargs: dict, message: str) -> None:
 
 def test_metrics_per_output_when_several_outputs(tmp_path) -> None:
     model = LinearRegression(3, 2)
-    model.val_metrics.update(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0, 0.0], [3.0, 0.0]]))
+    model.val_metrics.update(
+        torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    )
     values = model.val_metrics.compute()
     assert values["val/mse"].tolist() == [0.0, 10.0]
     assert values["val/mae"].tolist() == [0.0, 3.0]

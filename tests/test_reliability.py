@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +28,9 @@ def _state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "checkpoints" / name)["state_dict"]
 
 
-def _wait_for_epoch(checkpoint: Path, epoch: int, process: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for_epoch(
+    checkpoint: Path, epoch: int, process: subprocess.Popen, timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before it could be interrupted"
@@ -78,7 +80,9 @@ def test_ctrl_c_stops_gracefully_and_keeps_the_checkpoint(tmp_path: Path) -> Non
     assert torch.isfinite(load_checkpoint(checkpoint)["state_dict"]["linear.weight"]).all()
 
 
-def test_atomic_save_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_save_never_leaves_a_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, path)
 
@@ -163,7 +167,9 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(tmp_path: Path) -> None:
+def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
+    tmp_path: Path,
+) -> None:
     # two good epochs at lr 0.5, then the scheduler multiplies the rate by 1000
     result = run_linreg(
         "fit", "--model.lr_scheduler", "StepLR", "--model.lr_scheduler.step_size", "2",
@@ -196,8 +202,16 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
         (["--data.n_features", "2", "--data.weight", "[1.0, 2.0, 3.0]"], "weight has 3 values"),
         (["--trainer.max_epochs", "many"], "--trainer.max_epochs: expected int, got 'many'"),
     ],
-    ids=["batch-size", "fraction-range", "fraction-sum", "too-few-rows", "unknown-optimizer",
-         "negative-l2", "weight-length", "not-a-number"],  # fmt: skip
+    ids=[
+        "batch-size",
+        "fraction-range",
+        "fraction-sum",
+        "too-few-rows",
+        "unknown-optimizer",
+        "negative-l2",
+        "weight-length",
+        "not-a-number",
+    ],  # fmt: skip
 )
 def test_config_errors_fail_before_any_work(
     args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -215,13 +229,13 @@ def test_config_errors_fail_before_any_work(
     assert list(tmp_path.iterdir()) == []  # no log folder, no data, nothing written
 
 
-EVIL = '''
+EVIL = """
 import os, sys, torch
 class Payload:
     def __reduce__(self):
         return (os.system, ("touch " + sys.argv[2],))
 torch.save({"state_dict": {}, "payload": Payload()}, sys.argv[1])
-'''
+"""
 
 
 @pytest.mark.slow
@@ -250,7 +264,10 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["linreg"])
     torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.ckpt")
-    for path, message in (("nope.ckpt", "does not exist"), ("foreign.ckpt", "is not a linreg checkpoint")):
+    for path, message in (
+        ("nope.ckpt", "does not exist"),
+        ("foreign.ckpt", "is not a linreg checkpoint"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main(["test", "--ckpt_path", path])
         assert exit_info.value.code == 2
@@ -269,7 +286,9 @@ def test_three_runs_at_once_get_their_own_folders(tmp_path: Path) -> None:
     assert all(process.returncode == 0 for process in processes)
     runs = sorted(p.name for p in (tmp_path / "lightning_logs").iterdir())
     assert runs == ["version_0", "version_1", "version_2"]
-    reported = sorted(line.split("/")[-1] for out in outputs for line in out.splitlines() if "logs:" in line)
+    reported = sorted(
+        line.split("/")[-1] for out in outputs for line in out.splitlines() if "logs:" in line
+    )
     assert reported == runs  # each process wrote (and reported) its own folder
     for run in runs:
         run_dir = tmp_path / "lightning_logs" / run

@@ -1,4 +1,4 @@
-"""linreg's callbacks: a run that teaches (parameters, optimum gap, fit picture, hparams), and stops on divergence."""
+"""linreg's callbacks: a run that teaches, stops on divergence and writes predictions."""
 
 from linreg.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from linreg.callbacks.fit_plot import FitPlot, fit_figure

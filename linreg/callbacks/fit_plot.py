@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class FitPlot(Callback):
-    """Draw the fit every few validation epochs and at the end: TensorBoard's IMAGES tab, ``fit.png``.
+    """Draw the fit every few validation epochs and at the end (IMAGES tab and ``fit.png``).
 
     One input and one output: validation points and the fitted line (the seed tutorial's plot).
     Otherwise: predicted against actual values with the ``y = x`` line. The image is logged
@@ -49,7 +49,9 @@ class FitPlot(Callback):
         points = _sample(trainer, pl_module, self.max_points)
         if points is None:
             return
-        figure = fit_figure(*points, title=f"epoch {trainer.current_epoch}, step {trainer.global_step}")
+        figure = fit_figure(
+            *points, title=f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure("fit", figure, trainer.global_step, close=False)

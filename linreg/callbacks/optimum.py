@@ -29,12 +29,18 @@ class Moments:
         """MSE of ``theta`` as ``reference_mse`` plus the exact difference (no cancellation)."""
         delta = theta - reference
         scale = self.rows * theta.shape[1]
-        change = (delta * (self.gram @ delta)).sum() + 2 * (delta * (self.gram @ reference - self.cross)).sum()
+        change = (delta * (self.gram @ delta)).sum() + 2 * (
+            delta * (self.gram @ reference - self.cross)
+        ).sum()
         return reference_mse + change / scale
 
     def mse_from_scratch(self, theta: Tensor) -> Tensor:
         """MSE of ``theta`` from the sums alone (used once, for the optimum itself)."""
-        total = self.target_squares.sum() - 2 * (theta * self.cross).sum() + (theta * (self.gram @ theta)).sum()
+        total = (
+            self.target_squares.sum()
+            - 2 * (theta * self.cross).sum()
+            + (theta * (self.gram @ theta)).sum()
+        )
         return torch.clamp(total / (self.rows * theta.shape[1]), min=0)
 
 
@@ -68,10 +74,12 @@ class OptimumGap(Callback):
         self.train = _moments(trainer, "train", fit_intercept, self.chunk_rows)
         self.val = _moments(trainer, "val", fit_intercept, self.chunk_rows)
         if self.train is None or self.train.gram.shape[0] != _theta(pl_module).shape[0]:
-            rank_zero_warn("OptimumGap: the training data does not match the model's input; skipped.")
+            rank_zero_warn(
+                "OptimumGap: the training data does not match the model's input; skipped."
+            )
             return
         self.hessian = self.train.gram / (self.train.rows * self.train.cross.shape[1])
-        penalty = torch.full((self.hessian.shape[0],), float(pl_module.hparams.l2), dtype=torch.float64)
+        penalty = torch.full((self.hessian.shape[0],), float(pl_module.l2), dtype=torch.float64)
         if fit_intercept:
             penalty[-1] = 0.0  # the bias is not penalized
         self.hessian = self.hessian + torch.diag(penalty)
@@ -103,7 +111,7 @@ class OptimumGap(Callback):
 
     def gaps(self, pl_module: LightningModule) -> dict[str, Tensor]:
         """The optimum's MSE and the model's distance from it, as float64 scalars."""
-        assert self.solution is not None
+        assert self.solution is not None and self.train is not None
         theta = _theta(pl_module)
         delta = theta - self.solution
         values = {
@@ -122,7 +130,7 @@ def _not_least_squares(pl_module: LightningModule) -> str:
         return "the model is not a linreg.LinearRegression"
     if type(pl_module).loss is not LinearRegression.loss:
         return "the model's loss is not the mean squared error"
-    if pl_module.hparams.l1:
+    if pl_module.l1:
         return "an L1 penalty has no closed-form solution"
     return ""
 
@@ -150,7 +158,7 @@ def _moments(trainer: Trainer, split: str, fit_intercept: bool, chunk_rows: int)
             z = torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], dim=1)
         y = y.double()
         chunk = [z.T @ z, z.T @ y, y.square().sum(dim=0)]
-        sums = chunk if sums is None else [a + b for a, b in zip(sums, chunk)]
+        sums = chunk if sums is None else [a + b for a, b in zip(sums, chunk, strict=True)]
         rows += len(z)
     if sums is None:
         return None

@@ -13,7 +13,7 @@ class ParameterLogger(Callback):
 
     Tags: ``params/weight`` and ``params/bias`` (one input and output), else
     ``params/weight_<out>_<in>`` for up to ``max_scalars`` weights and ``params/weight_norm``;
-    ``params/distance_to_true`` (``‖θ − θ*‖`` over weights and bias) when the data module knows
+    ``params/distance_to_true`` (``‖θ - θ*‖`` over weights and bias) when the data module knows
     the true parameters (``true_weight``/``true_bias``, as ``SyntheticDataModule`` does);
     ``params/weight_histogram`` once per epoch when there is more than one weight.
 
@@ -59,7 +59,9 @@ class ParameterLogger(Callback):
             return  # a diverged run has no histogram; DivergenceGuard reports it
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_histogram("params/weight_histogram", weight, trainer.global_step)
+                logger.experiment.add_histogram(
+                    "params/weight_histogram", weight, trainer.global_step
+                )
 
 
 def _parameters(pl_module: LightningModule) -> tuple[Tensor, Tensor | None]:
@@ -73,7 +75,7 @@ def _indexed(weight: Tensor) -> list[tuple[tuple[int, int], Tensor]]:
 
 
 def _distance_to_true(trainer: Trainer, weight: Tensor, bias: Tensor | None) -> Tensor | None:
-    """``‖θ − θ*‖`` when the data module knows the true line and the shapes match."""
+    """``‖θ - θ*‖`` when the data module knows the true line and the shapes match."""
     data = trainer.datamodule
     true_weight = getattr(data, "true_weight", None)
     true_bias = getattr(data, "true_bias", None)

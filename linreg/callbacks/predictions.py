@@ -80,11 +80,14 @@ class PredictionWriter(BasePredictionWriter):
             os.replace(assembled, self.path)
             for part in parts:
                 part.unlink(missing_ok=True)
-            rows = sum(1 for _ in open(self.path)) - 1
+            with open(self.path) as written:
+                rows = sum(1 for _ in written) - 1
             print(f"linreg: wrote {rows} predictions to {self.path}", flush=True)
         trainer.strategy.barrier("predictions file written")
 
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
         """Leave nothing half-written behind."""
         if self._part is not None and not self._part.closed:
             self._part.close()
