@@ -4,7 +4,23 @@ from linreg.data import ArrayDataModule, SyntheticDataModule
 from linreg.files import FileDataModule
 from linreg.model import LinearRegression
 
-__all__ = ["ArrayDataModule", "FileDataModule", "LinearRegression", "SyntheticDataModule", "main"]
+__all__ = [
+    "ArrayDataModule",
+    "FileDataModule",
+    "LinearRegression",
+    "LinearRegressor",
+    "SyntheticDataModule",
+    "main",
+]
+
+
+def __getattr__(name: str) -> object:
+    """``linreg.LinearRegressor`` is imported on first use: scikit-learn is optional and slow."""
+    if name == "LinearRegressor":
+        from linreg.estimator import LinearRegressor
+
+        return LinearRegressor
+    raise AttributeError(f"module 'linreg' has no attribute {name!r}")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ Run:
   .venv/bin/python scripts/benchmark.py --quick         # seconds; what CI runs
   .venv/bin/python scripts/benchmark.py --scale         # linreg, N = 1e5, 1e6, 1e7 (x 16)
   .venv/bin/python scripts/benchmark.py --seed-task     # `linreg fit` vs the tutorial's script
+  .venv/bin/python scripts/benchmark.py --memmap 30000000  # train on a 2 GB .npy, peak memory
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -310,6 +313,37 @@ def scale(sizes: list[int], features: int, batch_size: int) -> list[dict[str, ob
     return results
 
 
+def memmap_file(rows: int, features: int = 16) -> dict[str, float]:
+    """Train one epoch on a .npy file of ``rows`` x (features + 1) float32 through `linreg fit`.
+
+    The file is memory-mapped: the peak memory of the training process should stay far below
+    the file's size.
+    """
+    linreg = str(Path(sys.executable).with_name("linreg"))
+    with tempfile.TemporaryDirectory(dir=".") as folder:
+        path = Path(folder) / "big.npy"
+        table = np.lib.format.open_memmap(path, "w+", np.float32, (rows, features + 1))
+        generator = np.random.default_rng(0)
+        weight = np.linspace(-2, 3, features, dtype=np.float32)
+        for start in range(0, rows, 1_000_000):  # written in chunks: never all in memory
+            x = generator.random((min(1_000_000, rows - start), features), dtype=np.float32)
+            table[start : start + len(x), :features] = x
+            table[start : start + len(x), features] = x @ weight + 0.8
+        table.flush()
+        del table
+        command = [linreg, "fit", "--data", "linreg.FileDataModule", "--data.path", str(path),
+                   "--data.batch_size", "8192", "--trainer.max_epochs", "1",
+                   "--trainer.enable_progress_bar", "false", "--fit_plot", "null"]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, cwd=folder, check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        file_mb = path.stat().st_size / 2**20
+    print(f"{rows:,} rows x {features + 1} columns: file {file_mb:.0f} MB, one epoch with "
+          f"`linreg fit` {seconds:.1f} s, peak memory {peak_mb:.0f} MB")  # fmt: skip
+    return {"rows": rows, "file_mb": file_mb, "seconds": seconds, "peak_rss_mb": peak_mb}
+
+
 def seed_task(repeats: int) -> dict[str, float]:
     """Wall time of `linreg fit` (defaults) against the tutorial's 30,000-step script."""
     baseline = REPO.parent / "shared" / "baseline" / "seed_plain_pytorch.py"
@@ -357,6 +391,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--scale", action="store_true", help="linreg at N = 1e5, 1e6, 1e7")
     parser.add_argument("--seed-task", action="store_true", help="linreg fit vs the tutorial")
+    parser.add_argument("--memmap", type=int, metavar="ROWS", help="train on a .npy of ROWS rows")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 8192])
@@ -375,6 +410,8 @@ def main() -> None:
     }
     if args.seed_task:
         report["seed_task_seconds"] = seed_task(args.repeats)
+    elif args.memmap:
+        report["memmap"] = memmap_file(args.memmap)
     elif args.scale:
         sizes = [10_000, 100_000] if args.quick else [100_000, 1_000_000, 10_000_000]
         report["scale"] = scale(sizes, 16, args.batch_sizes[-1] if not args.quick else 1024)

@@ -127,7 +127,7 @@ def test_loader_fetches_whole_batches_without_collation() -> None:
         "batch-too-big",
         "weight-length",
         "negative-noise",
-    ],  # fmt: skip
+    ],
 )
 def test_invalid_configuration_fails_at_construction(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):

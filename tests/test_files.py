@@ -61,7 +61,7 @@ def test_csv_round_trip_three_features_two_targets(trained: Path) -> None:
     header, *rows = (trained / "predictions.csv").read_text().splitlines()
     assert header == "price,rent"
     predicted = np.array([[float(v) for v in row.split(",")] for row in rows])
-    new_x, truth = _table(7, seed=1)
+    _, truth = _table(7, seed=1)
     assert predicted.shape == (7, 2)  # one row per input row, in order
     np.testing.assert_allclose(predicted, truth, rtol=1e-3, atol=0.05)
     series = scalars(trained / "lightning_logs" / "version_0")
@@ -209,6 +209,6 @@ def test_errors_name_the_file_and_columns_in_python_too(tmp_path: Path) -> None:
         UserInputError, match=r"has no feature column 'x3'; its columns are: x1, x2, y"
     ):
         _ = FileDataModule(str(tmp_path / "d.csv"), features=["x1", "x3"]).num_features
-    with pytest.raises(UserInputError, match="unsupported file type '.parquet'"):
+    with pytest.raises(UserInputError, match=r"unsupported file type '\.parquet'"):
         (tmp_path / "d.parquet").write_bytes(b"PAR1")
         _ = FileDataModule(str(tmp_path / "d.parquet")).num_features

@@ -69,8 +69,15 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_gracefully_and_keeps_the_checkpoint(tmp_path: Path) -> None:
-    process = subprocess.Popen([LINREG, "fit", *LONG, "--trainer.max_epochs", "200"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [LINREG, "fit", *LONG, "--trainer.max_epochs", "200"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # pytest-xdist workers ignore SIGINT, and children inherit that: give Ctrl-C back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     _wait_for_epoch(checkpoint, 0, process)
     process.send_signal(signal.SIGINT)
@@ -211,7 +218,7 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
         "negative-l2",
         "weight-length",
         "not-a-number",
-    ],  # fmt: skip
+    ],
 )
 def test_config_errors_fail_before_any_work(
     args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -253,7 +260,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
         AtomicCheckpointIO().load_checkpoint(evil)
     from linreg import LinearRegression
 
-    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+    with pytest.raises(Exception, match=r"Weights only load failed|Unsupported global"):
         LinearRegression.load_from_checkpoint(evil)
     assert not marker.exists()
 

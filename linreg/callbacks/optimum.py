@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from linreg.model import LinearRegression
@@ -74,8 +74,8 @@ class OptimumGap(Callback):
         self.train = _moments(trainer, "train", fit_intercept, self.chunk_rows)
         self.val = _moments(trainer, "val", fit_intercept, self.chunk_rows)
         if self.train is None or self.train.gram.shape[0] != _theta(pl_module).shape[0]:
-            rank_zero_warn(
-                "OptimumGap: the training data does not match the model's input; skipped."
+            rank_zero_info(
+                "OptimumGap: the model's layer is not fed the data's x directly; skipped."
             )
             return
         self.hessian = self.train.gram / (self.train.rows * self.train.cross.shape[1])
