@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 train: $(STAMP)
 	$(BIN)/linreg fit $(ARGS)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)

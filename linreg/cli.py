@@ -101,6 +101,12 @@ class LinRegCLI(LightningCLI):
         ckpt_path = _option_value(argv, "--ckpt_path")
         self._checkpoint_resolved = bool(subcommand and ckpt_path)
         self._checkpoint: Path | None = None
+        self._data_given = _option_value(argv, "--data") is not None
+        if subcommand and self._data_given:
+            # A data class chosen on the command line starts from its own defaults: otherwise
+            # jsonargparse would carry SyntheticDataModule's values for same-named options
+            # (seed, noise, ...) over to it.
+            self._parser(subcommand).set_defaults({"data": None})
         if subcommand and ckpt_path:
             self._use_checkpoint(subcommand, ckpt_path, _peek_runs_folder(argv))
         super().parse_arguments(parser, args)
@@ -124,12 +130,12 @@ class LinRegCLI(LightningCLI):
         self._checkpoint = _resolve_checkpoint(subcommand, ckpt_path, runs)
         if self._checkpoint is not None:
             checkpoint = load_checkpoint(self._checkpoint)
+            sources = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
+            if self._data_given:  # the command line chose the data class itself
+                del sources["data"]
             defaults = {
                 key: _class_config(checkpoint[hparams])
-                for key, hparams in (
-                    ("model", "hyper_parameters"),
-                    ("data", "datamodule_hyper_parameters"),
-                )
+                for key, hparams in sources.items()
                 if checkpoint.get(hparams)
             }
             self._parser(subcommand).set_defaults(defaults)

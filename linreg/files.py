@@ -140,6 +140,23 @@ class FileDataModule(ArrayDataModule):
         stats = self._statistics(prediction.device)
         return prediction * stats["target_std"] + stats["target_mean"]
 
+    def to_original_units(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+        """A model's ``weight`` ``(outputs, features)`` and ``bias`` for the unstandardized file.
+
+        The model sees ``(x - μx) / σx`` and, with ``normalize_target``, predicts
+        ``(y - μy) / σy``; this gives the line in the file's own units.
+        """
+        stats = self._statistics(weight.device) if self.batch_transform() else {}
+        weight, bias = weight.detach(), bias.detach() if bias is not None else None
+        bias = torch.zeros(weight.shape[0], device=weight.device) if bias is None else bias
+        if self.normalize:
+            weight = weight / stats["feature_std"]
+            bias = bias - weight @ stats["feature_mean"]
+        if self.normalize_target:
+            weight = weight * stats["target_std"].unsqueeze(1)
+            bias = bias * stats["target_std"] + stats["target_mean"]
+        return weight, bias
+
     # -- checkpoint state ---------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:

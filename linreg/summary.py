@@ -13,9 +13,14 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
     lines = ["", "linreg: training finished."]
     linear = getattr(model, "linear", None)
     if linear is not None:
-        lines.append(f"  learned weight: {_numbers(linear.weight)}")
-        if linear.bias is not None:
-            lines.append(f"  learned bias:   {_numbers(linear.bias)}")
+        weight, bias = linear.weight, linear.bias
+        convert = getattr(data, "to_original_units", None)
+        if callable(convert) and weight.shape[1] == getattr(data, "num_features", -1):
+            weight, bias = convert(weight, bias)
+            lines.append("  (weights and bias in the data's own units, before standardization)")
+        lines.append(f"  learned weight: {_numbers(weight)}")
+        if bias is not None:
+            lines.append(f"  learned bias:   {_numbers(bias)}")
         true_weight = getattr(data, "true_weight", None)
         if true_weight is not None:
             lines.append(f"  true weight:    {_numbers(true_weight)}")
