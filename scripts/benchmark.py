@@ -4,8 +4,9 @@ In one process, on the same synthetic data, with the same optimizer (SGD), learn
 batch size and number of steps, it times three ways of training ``nn.Linear``:
 
   (a) hand   a hand-written loop: a permutation per epoch, batches by slicing, no Lightning;
-  (b) linreg linreg's LinearRegression + data path in a Lightning Trainer, with its default
-             logging on (TensorBoard logger writing, the progress bar as users get it);
+  (b) linreg linreg's LinearRegression + data path in a Lightning Trainer, with what `linreg
+             fit` adds by default: TensorBoard logging every 10 steps, the progress bar,
+             DivergenceGuard, ParameterLogger, OptimumGap, FitPlot, HParamsMetrics;
   (c) naive  Lightning as a newcomer writes it: DataLoader(TensorDataset(...), shuffle=True)
              and self.log on every step.
 
@@ -49,7 +50,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg import ArrayDataModule, LinearRegression
-from linreg.cli import PROGRESS_BAR_REFRESH_RATE
+from linreg.cli import PROGRESS_BAR_REFRESH_RATE, SWITCHABLE_CALLBACKS, TRAINER_DEFAULTS
+from linreg.run_logger import RunLogger
 
 REPO = Path(__file__).resolve().parents[1]
 LR = 0.05
@@ -129,14 +131,19 @@ class TensorDataModule(ArrayDataModule):
 
 
 def linreg_path(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
-    """(b) linreg's LinearRegression and data path, default logging on."""
+    """(b) linreg's LinearRegression and data path with `linreg fit`'s logging and callbacks."""
     model = LinearRegression(x.shape[1], 1, optimizer=lambda p: torch.optim.SGD(p, lr=LR))
     model.linear.load_state_dict(initial_model(x.shape[1]).state_dict())
     data = TensorDataModule(x.cpu(), y.cpu(), batch_size)
     with tempfile.TemporaryDirectory() as logs:
-        logger = TensorBoardLogger(logs, name="bench", default_hp_metric=False)
-        bar = TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE)  # as `linreg fit` sets it
-        _trainer(steps, timer, logger, [bar]).fit(model, data)
+        logger = RunLogger(logs, name="bench", default_hp_metric=False)
+        callbacks = [
+            TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE),  # as `linreg fit` sets them
+            *(callback() for callback in SWITCHABLE_CALLBACKS.values()),
+        ]
+        trainer = _trainer(steps, timer, logger, callbacks)
+        trainer.log_every_n_steps = TRAINER_DEFAULTS["log_every_n_steps"]
+        trainer.fit(model, data)
     return model.linear
 
 
@@ -287,15 +294,27 @@ def run_case(name: str, x: Tensor, y: Tensor, batch_size: int, steps: int, warmu
 
 
 def compare(
-    rows: int, features: int, batches: list[int], steps: int, cases: list[str]
+    rows: int, features: int, batches: list[int], samples: int, cases: list[str], repeats: int
 ) -> list[Result]:
+    """Each case ``repeats`` times, interleaved, keeping each one's fastest run.
+
+    Noise on a shared machine only ever adds time, so the fastest of a few interleaved runs
+    is the steadiest estimate of each case, and all cases get the same chances.
+    """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x, y = make_data(rows, features, device)
     results = []
     for batch_size in batches:
+        steps = max(100, samples // batch_size)  # the same steps for every case of a batch size
+        best: dict[str, Result] = {}
+        for _ in range(repeats):
+            for name in cases:
+                result = run_case(name, x, y, batch_size, steps, warmup=20)
+                if name not in best or result.seconds < best[name].seconds:
+                    best[name] = result
         for name in cases:
-            results.append(run_case(name, x, y, batch_size, steps, warmup=20))
-            print(_row(results[-1]), flush=True)
+            results.append(best[name])
+            print(_row(best[name]), flush=True)
     return results
 
 
@@ -413,9 +432,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 8192])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=2_500_000, help="rows per timed run")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--repeats", type=int, default=3, help="seed-task repetitions")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case (best is kept)")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     args = parser.parse_args()
 
@@ -435,8 +454,11 @@ def main() -> None:
         report["scale"] = scale(sizes, 16, args.batch_sizes[-1] if not args.quick else 1024)
     else:
         if args.quick:
-            args.rows, args.features, args.batch_sizes, args.steps = 20_000, 8, [64, 1024], 100
-        results = compare(args.rows, args.features, args.batch_sizes, args.steps, args.cases)
+            args.rows, args.features, args.batch_sizes = 20_000, 8, [64, 1024]
+            args.samples, args.repeats = 6400, 1
+        results = compare(
+            args.rows, args.features, args.batch_sizes, args.samples, args.cases, args.repeats
+        )
         report["results"] = [asdict(r) for r in results]
         report["ratios"] = _ratios(results)
         print("ratios (samples/s relative to the hand-written loop):", report["ratios"])

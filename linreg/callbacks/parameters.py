@@ -27,9 +27,11 @@ class ParameterLogger(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, *args: object, **kwargs: object
     ) -> None:
-        """At the logger's interval, log the parameters (a handful of scalars)."""
+        """At the logger's interval, write the parameters (a handful of scalars)."""
         every = trainer.log_every_n_steps
         if not every or trainer.global_step % every or not hasattr(pl_module, "linear"):
+            return
+        if not trainer.is_global_zero:
             return
         weight, bias = _parameters(pl_module)
         values: dict[str, Tensor] = {}
@@ -48,7 +50,11 @@ class ParameterLogger(Callback):
         distance = _distance_to_true(trainer, weight, bias)
         if distance is not None:
             values["params/distance_to_true"] = distance
-        pl_module.log_dict(values, on_step=True, on_epoch=False)
+        # Straight to the loggers: pl_module.log costs ~0.3 ms per value, more than a step.
+        # The step matches Lightning's for train/loss (steps completed before this one).
+        scalars = {name: float(value) for name, value in values.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step - 1)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Once per epoch, a histogram of the weights in TensorBoard's HISTOGRAMS tab."""
