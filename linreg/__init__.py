@@ -1,6 +1,6 @@
 """linreg: linear regression as a clean, fast PyTorch Lightning module."""
 
-from linreg.data import ArrayDataModule, SyntheticDataModule
+from linreg.data import ArrayDataModule, SyntheticDataModule, TensorDataModule
 from linreg.files import FileDataModule
 from linreg.model import LinearRegression
 
@@ -10,6 +10,7 @@ __all__ = [
     "LinearRegression",
     "LinearRegressor",
     "SyntheticDataModule",
+    "TensorDataModule",
     "main",
 ]
 

@@ -39,7 +39,7 @@ SWITCHABLE_CALLBACKS: dict[str, type[Callback]] = {
 }
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_epochs": 10,
-    "log_every_n_steps": 10,
+    "log_every_n_steps": 25,
     "logger": lazy_instance(
         RunLogger, save_dir=".", name="lightning_logs", default_hp_metric=False
     ),

@@ -1,9 +1,10 @@
-"""Data modules: one shared split-and-batch path, and the tutorial's synthetic line as data."""
+"""Data modules: one shared split-and-batch path; the tutorial's line; tensors you already have."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
@@ -250,3 +251,60 @@ class SyntheticDataModule(ArrayDataModule):
         if self.noise > 0:
             y += self.noise * torch.randn(y.shape, generator=generator)
         return x, y
+
+
+class TensorDataModule(ArrayDataModule):
+    """Rows you already hold in memory (tensors or numpy arrays), split and batched.
+
+    Args:
+        x: features, shape ``(n_rows, n_features)``.
+        y: targets, shape ``(n_rows,)`` or ``(n_rows, n_targets)``.
+        batch_size: rows per training step.
+        val_fraction: share of rows held out for validation, in ``[0, 1)``.
+        test_fraction: share of rows held out for testing, in ``[0, 1)``.
+        seed: seed of the split and of the shuffling.
+    """
+
+    def __init__(
+        self,
+        x: Array,
+        y: Array,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, val_fraction, test_fraction, seed)
+        self.save_hyperparameters(ignore=["x", "y"])  # the data itself is no hyperparameter
+        self.x, self.y = as_table(x, y, source="the given arrays")
+        self.check_split_sizes(len(self.x), source="the given arrays")
+
+    @property
+    def num_features(self) -> int:
+        """Columns of ``x``."""
+        return int(self.x.shape[1])
+
+    @property
+    def num_targets(self) -> int:
+        """Columns of ``y``."""
+        return int(self.y.shape[1])
+
+    def load_arrays(self) -> tuple[Array, Array]:
+        """The arrays as given (``y`` as a column when it was 1-D)."""
+        return self.x, self.y
+
+
+def as_table(x: Array, y: Array, source: str) -> tuple[Array, Array]:
+    """``x`` as ``(n, d)`` and ``y`` as ``(n, k)`` (a 1-D ``y`` becomes a column), checked."""
+    if not isinstance(x, (Tensor, np.ndarray)) or not isinstance(y, (Tensor, np.ndarray)):
+        raise UserInputError(f"{source}: x and y must be tensors or numpy arrays.")
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if x.ndim != 2 or y.ndim != 2:
+        raise UserInputError(
+            f"{source}: x must be 2-D (rows, features) and y 1-D or 2-D, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    if len(x) != len(y):
+        raise UserInputError(f"{source}: x has {len(x)} rows but y has {len(y)}.")
+    return x, y

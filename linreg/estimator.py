@@ -33,8 +33,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
-from linreg.batching import Array
-from linreg.data import ArrayDataModule, split_sizes
+from linreg.data import TensorDataModule, split_sizes
 from linreg.model import LinearRegression
 
 AUTO_STEPS = 1000  # max_epochs=None: about this many optimizer steps ...
@@ -224,11 +223,12 @@ class LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc, vali
     def _train(self, x: np.ndarray, y: np.ndarray) -> LinearRegression:
         """Fit a fresh LinearRegression on the (standardized) rows, quietly, RNG untouched."""
         batch_size = self._batch_size(len(x))
-        data = _Table(
+        data = TensorDataModule(
             torch.from_numpy(x.astype(np.float32)),
             torch.from_numpy(y.astype(np.float32)),
             batch_size=batch_size,
             val_fraction=self.val_fraction,
+            test_fraction=0.0,
             seed=self.seed,
         )
         train_rows = split_sizes(len(x), self.val_fraction, 0.0)["train"]
@@ -246,7 +246,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc, vali
             with torch.no_grad():  # deterministic start: zero coefficients, mean target
                 model.linear.weight.zero_()
                 if model.linear.bias is not None:
-                    model.linear.bias.copy_(data.y.mean(dim=0))
+                    model.linear.bias.copy_(torch.as_tensor(data.y).mean(dim=0))
             Trainer(**options).fit(model, datamodule=data)
         model.trainer = None  # let the trainer, and with it the data module's copy of X, go
         return model
@@ -318,28 +318,6 @@ class LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc, vali
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"max_epochs must be a positive integer, got {epochs!r}.")
         return options
-
-
-class _Table(ArrayDataModule):
-    """The arrays given to ``fit``, served by linreg's split-and-batch path (no test split)."""
-
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int, val_fraction: float, seed: int):
-        super().__init__(batch_size, val_fraction, test_fraction=0.0, seed=seed)
-        self.x, self.y = x, y
-
-    @property
-    def num_features(self) -> int:
-        """Columns of ``X``."""
-        return int(self.x.shape[1])
-
-    @property
-    def num_targets(self) -> int:
-        """Columns of ``y``."""
-        return int(self.y.shape[1])
-
-    def load_arrays(self) -> tuple[Array, Array]:
-        """``X`` and ``y`` as given to ``fit``."""
-        return self.x, self.y
 
 
 def _to_numpy(data: Any) -> np.ndarray:

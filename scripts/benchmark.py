@@ -49,7 +49,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from linreg import ArrayDataModule, LinearRegression
+from linreg import LinearRegression, TensorDataModule
 from linreg.cli import PROGRESS_BAR_REFRESH_RATE, SWITCHABLE_CALLBACKS, TRAINER_DEFAULTS
 from linreg.run_logger import RunLogger
 
@@ -115,26 +115,11 @@ def hand_written(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer
     return model
 
 
-class TensorDataModule(ArrayDataModule):
-    """linreg's data path over tensors already in memory (all rows train, no val/test)."""
-
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=0.0, test_fraction=0.0, seed=0)
-        self.x, self.y = x, y
-
-    @property
-    def num_features(self) -> int:
-        return self.x.shape[1]
-
-    def load_arrays(self) -> tuple[Tensor, Tensor]:
-        return self.x, self.y
-
-
 def linreg_path(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
     """(b) linreg's LinearRegression and data path with `linreg fit`'s logging and callbacks."""
     model = LinearRegression(x.shape[1], 1, optimizer=lambda p: torch.optim.SGD(p, lr=LR))
     model.linear.load_state_dict(initial_model(x.shape[1]).state_dict())
-    data = TensorDataModule(x.cpu(), y.cpu(), batch_size)
+    data = TensorDataModule(x.cpu(), y.cpu(), batch_size, val_fraction=0.0, test_fraction=0.0)
     with tempfile.TemporaryDirectory() as logs:
         logger = RunLogger(logs, name="bench", default_hp_metric=False)
         callbacks = [

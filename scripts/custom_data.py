@@ -1,11 +1,12 @@
 """Your own data in linreg: a data module over tensors you already have, or over a saved file.
 
-``TensorDataModule`` takes ``x`` and ``y`` (tensors or numpy arrays) and serves them through
-linreg's split-and-batch path: subclassing ``ArrayDataModule`` takes three members
-(``num_features``, ``num_targets``, ``load_arrays``). Tensors cannot be typed on a command line,
-so ``SavedTensorsDataModule`` is the same idea behind a file path: a ``torch.save``d dict
-``{"x": ..., "y": ...}``, loaded with ``weights_only=True`` (plain tensors only, no pickled
-code) and memory-mapped, so asking for its shape reads little.
+``linreg.TensorDataModule`` takes ``x`` and ``y`` (tensors or numpy arrays) and serves them
+through linreg's split-and-batch path. Tensors cannot be typed on a command line, so this file
+shows how to write your own data module for them: ``SavedTensorsDataModule`` subclasses
+``ArrayDataModule``, which takes three members (``num_features``, ``num_targets``,
+``load_arrays``), and reads a ``torch.save``d dict ``{"x": ..., "y": ...}`` with
+``weights_only=True`` (plain tensors only, no pickled code), memory-mapped, so asking for its
+shape reads little.
 
 Run, from the repository root:
 
@@ -24,54 +25,12 @@ import pickle
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
-from torch import Tensor
 
-from linreg import ArrayDataModule, LinearRegression
+from linreg import ArrayDataModule, LinearRegression, TensorDataModule
 from linreg.batching import Array
+from linreg.data import as_table
 from linreg.errors import UserInputError
-
-
-class TensorDataModule(ArrayDataModule):
-    """Rows ``(x, y)`` given in memory, split into train/val/test and batched.
-
-    Args:
-        x: features, shape ``(n_rows, n_features)``; a tensor or a numpy array.
-        y: targets, shape ``(n_rows,)`` or ``(n_rows, n_targets)``.
-        batch_size: rows per training step.
-        val_fraction: share of rows held out for validation, in ``[0, 1)``.
-        test_fraction: share of rows held out for testing, in ``[0, 1)``.
-        seed: seed of the split and of the shuffling.
-    """
-
-    def __init__(
-        self,
-        x: Array,
-        y: Array,
-        batch_size: int = 32,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(batch_size, val_fraction, test_fraction, seed)
-        self.save_hyperparameters(ignore=["x", "y"])  # the data itself is no hyperparameter
-        self.x, self.y = as_table(x, y, source="the given arrays")
-        self.check_split_sizes(len(self.x), source="the given arrays")
-
-    @property
-    def num_features(self) -> int:
-        """Columns of ``x``."""
-        return int(self.x.shape[1])
-
-    @property
-    def num_targets(self) -> int:
-        """Columns of ``y``."""
-        return int(self.y.shape[1])
-
-    def load_arrays(self) -> tuple[Array, Array]:
-        """The arrays as given (``y`` as a column when it was 1-D)."""
-        return self.x, self.y
 
 
 class SavedTensorsDataModule(ArrayDataModule):
@@ -135,22 +94,6 @@ class SavedTensorsDataModule(ArrayDataModule):
                 )
             self._table = as_table(saved[keys[0]], saved[keys[1]], source=path)
         return self._table
-
-
-def as_table(x: Array, y: Array, source: str) -> tuple[Array, Array]:
-    """``x`` as ``(n, d)`` and ``y`` as ``(n, k)`` (a 1-D ``y`` becomes a column), checked."""
-    if not isinstance(x, (Tensor, np.ndarray)) or not isinstance(y, (Tensor, np.ndarray)):
-        raise UserInputError(f"{source}: x and y must be tensors or numpy arrays.")
-    if y.ndim == 1:
-        y = y.reshape(-1, 1)
-    if x.ndim != 2 or y.ndim != 2:
-        raise UserInputError(
-            f"{source}: x must be 2-D (rows, features) and y 1-D or 2-D, got shapes "
-            f"{tuple(x.shape)} and {tuple(y.shape)}."
-        )
-    if len(x) != len(y):
-        raise UserInputError(f"{source}: x has {len(x)} rows but y has {len(y)}.")
-    return x, y
 
 
 def main() -> None:

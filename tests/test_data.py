@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from linreg import SyntheticDataModule
+from linreg import SyntheticDataModule, TensorDataModule
 from linreg.batching import ArrayDataset, BatchIndexSampler, batch_loader
 from linreg.data import split_sizes
 from linreg.errors import UserInputError
@@ -132,3 +132,17 @@ def test_loader_fetches_whole_batches_without_collation() -> None:
 def test_invalid_configuration_fails_at_construction(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):
         SyntheticDataModule(**kwargs)
+
+
+def test_tensor_data_module_serves_given_arrays() -> None:
+    x, y = torch.randn(100, 3), torch.randn(100)
+    data = TensorDataModule(x, y.numpy(), batch_size=10)
+    assert (data.num_features, data.num_targets) == (3, 1)
+    data.setup("fit")
+    batch_x, batch_y = next(iter(data.train_dataloader()))
+    assert batch_x.shape == (10, 3) and batch_y.shape == (10, 1)
+    assert "x" not in data.hparams and data.hparams.batch_size == 10
+    with pytest.raises(UserInputError, match="x has 100 rows but y has 99"):
+        TensorDataModule(x, y[:99])
+    with pytest.raises(UserInputError, match="x must be 2-D"):
+        TensorDataModule(y, y)

@@ -95,21 +95,6 @@ def test_two_class_data_has_two_separated_classes(example) -> None:
     assert centres.norm() == pytest.approx(4.0, abs=0.2)
 
 
-def test_tensor_data_module_serves_given_arrays(example) -> None:
-    custom = example("custom_data")
-    x, y = torch.randn(100, 3), torch.randn(100)
-    data = custom.TensorDataModule(x, y.numpy(), batch_size=10)
-    assert (data.num_features, data.num_targets) == (3, 1)
-    data.setup("fit")
-    batch_x, batch_y = next(iter(data.train_dataloader()))
-    assert batch_x.shape == (10, 3) and batch_y.shape == (10, 1)
-    assert "x" not in data.hparams and data.hparams.batch_size == 10
-    with pytest.raises(UserInputError, match="x has 100 rows but y has 99"):
-        custom.TensorDataModule(x, y[:99])
-    with pytest.raises(UserInputError, match="x must be 2-D"):
-        custom.TensorDataModule(y, y)
-
-
 def test_saved_tensors_data_module_reads_a_saved_dict(example, tmp_path: Path) -> None:
     custom = example("custom_data")
     path = tmp_path / "data.pt"
