@@ -14,14 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgre
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from linreg.callbacks import (
-    DivergenceGuard,
-    FitPlot,
-    HParamsMetrics,
-    OptimumGap,
-    ParameterLogger,
-    PredictionWriter,
-)
+from linreg.callbacks import DivergenceGuard, PredictionWriter, TrainingInsights
 from linreg.checkpointing import AtomicCheckpointIO, find_checkpoint, load_checkpoint
 from linreg.errors import UserInputError, find_user_error, one_line
 from linreg.model import DEFAULT_LR, LinearRegression
@@ -29,13 +22,10 @@ from linreg.run_logger import RunLogger
 from linreg.summary import fit_summary
 
 PROGRESS_BAR_REFRESH_RATE = 10
-# linreg's own callbacks: configurable (--fit_plot.every_n_epochs 2), removable (--fit_plot null)
+# linreg's own callbacks: configurable (--insights.optimum_gap false), removable (--insights null)
 SWITCHABLE_CALLBACKS: dict[str, type[Callback]] = {
     "divergence_guard": DivergenceGuard,
-    "parameter_logger": ParameterLogger,
-    "optimum_gap": OptimumGap,
-    "fit_plot": FitPlot,
-    "hparams_metrics": HParamsMetrics,
+    "insights": TrainingInsights,
 }
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_epochs": 10,

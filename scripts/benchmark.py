@@ -336,7 +336,8 @@ def memmap_file(rows: int, features: int = 16) -> dict[str, float]:
         del table
         command = [linreg, "fit", "--data", "linreg.FileDataModule", "--data.path", str(path),
                    "--data.batch_size", "8192", "--trainer.max_epochs", "1",
-                   "--trainer.enable_progress_bar", "false", "--fit_plot", "null"]  # fmt: skip
+                   "--trainer.enable_progress_bar", "false",
+                   "--insights.fit_plot_every_n_epochs", "null"]  # fmt: skip
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip

@@ -20,7 +20,7 @@ from tests.conftest import run_linreg, scalars
 pytestmark = pytest.mark.slow
 
 NOISY = ("--data.noise", "0.1", "--data.seed", "3", "--trainer.max_epochs", "6",
-         "--trainer.enable_progress_bar", "false", "--fit_plot.every_n_epochs", "2")  # fmt: skip
+         "--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "2")  # fmt: skip
 
 
 def _accumulator(run_dir: Path):
@@ -122,8 +122,8 @@ def test_many_features_log_norm_histogram_and_scatter(tmp_path: Path) -> None:
 
 
 def test_each_callback_can_be_switched_off(tmp_path: Path) -> None:
-    off = ("--parameter_logger", "null", "--optimum_gap", "null", "--fit_plot", "null",
-           "--hparams_metrics", "null")  # fmt: skip
+    off = ("--insights.parameters", "false", "--insights.optimum_gap", "false",
+           "--insights.fit_plot_every_n_epochs", "null", "--insights.hparams", "false")  # fmt: skip
     result = run_linreg("fit", *off, "--trainer.max_epochs", "2",
                         "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     run_dir = tmp_path / "lightning_logs" / "version_0"

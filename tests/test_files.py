@@ -14,7 +14,7 @@ from linreg import FileDataModule
 from linreg.errors import UserInputError
 from tests.conftest import load_checkpoint, run_linreg, scalars
 
-QUIET = ("--trainer.enable_progress_bar", "false", "--fit_plot", "null")
+QUIET = ("--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "null")
 WEIGHTS = np.array([[2.0, -1.0], [-0.3, 0.1], [0.01, 0.02]])  # 3 features -> 2 targets
 BIAS = np.array([5.0, -3.0])
 

@@ -21,7 +21,7 @@ from tests.conftest import LINREG, load_checkpoint, run_linreg, scalars
 
 # ~625 steps per epoch: slow enough to be killed mid-run, fast enough for CI
 LONG = ("--data.n_samples", "25000", "--data.noise", "0.1", "--trainer.enable_progress_bar", "false",
-        "--fit_plot", "null")  # fmt: skip
+        "--insights.fit_plot_every_n_epochs", "null")  # fmt: skip
 
 
 def _state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
@@ -114,7 +114,7 @@ def _umask() -> int:
 @pytest.mark.slow
 def test_same_seed_gives_bitwise_identical_parameters(tmp_path: Path) -> None:
     args = ("fit", "--data.noise", "0.1", "--trainer.max_epochs", "3", "--seed_everything", "7",
-            "--trainer.enable_progress_bar", "false", "--fit_plot", "null")  # fmt: skip
+            "--trainer.enable_progress_bar", "false", "--insights", "null")  # fmt: skip
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
     run_linreg(*args, cwd=tmp_path / "a")

@@ -3,6 +3,7 @@
 from linreg.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from linreg.callbacks.fit_plot import FitPlot, fit_figure
 from linreg.callbacks.hparams import HParamsMetrics
+from linreg.callbacks.insights import TrainingInsights
 from linreg.callbacks.optimum import OptimumGap
 from linreg.callbacks.parameters import ParameterLogger
 from linreg.callbacks.predictions import PredictionWriter
@@ -15,5 +16,6 @@ __all__ = [
     "ParameterLogger",
     "PredictionWriter",
     "TrainingDiverged",
+    "TrainingInsights",
     "fit_figure",
 ]
