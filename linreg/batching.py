@@ -73,7 +73,11 @@ def _take_rows(array: Array, index: BatchIndex) -> Array:
     if isinstance(index, slice):
         return array[index]
     if isinstance(array, np.ndarray):
-        return np.take(array, index.numpy(), axis=0)
+        # np.take copies a non-contiguous array whole first (a column view of a memory-mapped
+        # file!); fancy indexing reads only the rows asked for.
+        if array.flags.c_contiguous:
+            return np.take(array, index.numpy(), axis=0)
+        return array[index.numpy()]
     return array.index_select(0, index.to(array.device, non_blocking=True))
 
 
@@ -122,7 +126,7 @@ class BatchIndexSampler(DistributedSampler):
     def _permuted_share(self) -> Tensor:
         """This rank's rows of this epoch's permutation, dealt out like ``DistributedSampler``."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n_rows, generator=generator)
+        order = torch.randperm(self.n_rows, generator=generator, dtype=index_dtype(self.n_rows))
         if self.num_replicas == 1:
             return order
         if self.total_size > self.n_rows:  # pad by repeating rows, as DistributedSampler does
@@ -147,6 +151,11 @@ class BatchIndexSampler(DistributedSampler):
         block = self._block()
         for start in range(block.start, min(block.stop, block.start + stop), self.batch_size):
             yield slice(start, min(start + self.batch_size, block.stop))
+
+
+def index_dtype(n_rows: int) -> torch.dtype:
+    """int32 row numbers when they fit: half the memory of int64 for the index arrays."""
+    return torch.int32 if n_rows < 2**31 else torch.int64
 
 
 def _keep_batch(batch: Any) -> Any:

@@ -10,7 +10,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from linreg.batching import Array, ArrayDataset, BatchTransform, batch_loader
+from linreg.batching import Array, ArrayDataset, BatchTransform, batch_loader, index_dtype
 from linreg.errors import UserInputError
 
 SPLITS = ("train", "val", "test")
@@ -152,7 +152,8 @@ class ArrayDataModule(LightningDataModule):
     def _split_rows(self, n_rows: int) -> dict[str, Tensor]:
         """Row numbers of each split: a permutation seeded by ``seed``, cut by the fractions."""
         sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
-        order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(self.seed))
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(n_rows, generator=generator, dtype=index_dtype(n_rows))
         cuts = order.split([sizes[name] for name in SPLITS])
         return {name: rows.sort().values for name, rows in zip(SPLITS, cuts, strict=True)}
 

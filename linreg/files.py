@@ -431,7 +431,7 @@ def _mean_std(array: Array, rows: np.ndarray) -> tuple[Tensor, Tensor]:
         chunk = (
             array.index_select(0, torch.from_numpy(index)).double()
             if isinstance(array, Tensor)
-            else torch.from_numpy(np.take(array, index, axis=0).astype(np.float64))
+            else torch.from_numpy(array[index].astype(np.float64))  # reads only these rows
         )
         total = chunk.sum(0) if total is None else total + chunk.sum(0)
         squares = chunk.square().sum(0) if squares is None else squares + chunk.square().sum(0)

@@ -21,7 +21,13 @@ def run_linreg(
     """Run the installed ``linreg`` console script in ``cwd``; fail with its output if it fails."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     result = subprocess.run(
-        [LINREG, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+        [LINREG, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,  # like CI: no stdin
     )
     if check and result.returncode != 0:
         pytest.fail(f"linreg {' '.join(args)} exited {result.returncode}:\n{result.stderr[-4000:]}")

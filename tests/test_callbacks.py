@@ -152,6 +152,7 @@ def test_a_real_tensorboard_server_serves_the_run(noisy_run: tuple[Path, str]) -
     tensorboard = Path(sys.executable).with_name("tensorboard")
     server = subprocess.Popen(
         [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

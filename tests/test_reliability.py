@@ -49,7 +49,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path: Path) -> None:
 
     crashed = tmp_path / "crashed"
     crashed.mkdir()
-    process = subprocess.Popen([LINREG, *args], cwd=crashed, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([LINREG, *args], cwd=crashed, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     run_dir = crashed / "lightning_logs" / "version_0"
     _wait_for_epoch(run_dir / "checkpoints" / "last.ckpt", 1, process)
@@ -75,13 +75,15 @@ def test_ctrl_c_stops_gracefully_and_keeps_the_checkpoint(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        stdin=subprocess.DEVNULL,  # not the xdist worker's own channel
+        start_new_session=True,
         # pytest-xdist workers ignore SIGINT, and children inherit that: give Ctrl-C back
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     _wait_for_epoch(checkpoint, 0, process)
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    output, _ = process.communicate(timeout=120)
     assert process.returncode != 0
     assert "graceful shutdown" in output
     assert torch.isfinite(load_checkpoint(checkpoint)["state_dict"]["linear.weight"]).all()
@@ -287,7 +289,7 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(
 @pytest.mark.slow
 def test_three_runs_at_once_get_their_own_folders(tmp_path: Path) -> None:
     args = [LINREG, "fit", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false"]
-    processes = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    processes = [subprocess.Popen(args, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True) for _ in range(3)]  # fmt: skip
     outputs = [process.communicate(timeout=300)[0] for process in processes]
     assert all(process.returncode == 0 for process in processes)
