@@ -77,10 +77,14 @@ class DivergenceGuard(Callback):
         value = float(self._losses[bad])
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         self._count = 0
+        saved = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
+            trainer.checkpoint_callback, "best_model_path", ""
+        )
+        kept = f"the last good checkpoint is kept: {saved}" if saved else "no checkpoint written"
         raise TrainingDiverged(
             f"training diverged: the training loss became {value} at step {step} (epoch "
             f"{trainer.current_epoch}) with learning rate {lr:g}. Try a smaller learning rate, "
-            f"e.g. --model.optimizer.lr {lr / 10:g}; the last good checkpoint is kept."
+            f"e.g. --model.optimizer.lr {lr / 10:g}; {kept}."
         )
 
     def _interval(self, trainer: Trainer) -> int:
