@@ -1,37 +1,44 @@
 # Two commands do everything on a fresh machine: `make train` and `make test`.
 # Both create .venv and install the project with the pinned versions in
-# requirements/constraints.txt the first time (and again when either file changes).
+# requirements/constraints.txt the first time (and again when either file changes):
+# `make train` the runtime dependencies only, `make test` the dev tools as well.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed
+DEV := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: install train test lint format bench clean
+.PHONY: install install-dev train test lint format bench clean
 
-install: $(STAMP)
+install: $(RUNTIME)
+install-dev: $(DEV)
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(RUNTIME): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e .
+	touch $@
 
-train: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	touch $@
+
+train: $(RUNTIME)
 	$(BIN)/linreg fit $(ARGS)
 
 test: lint
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check linreg scripts tests
 	$(BIN)/ruff format --check linreg scripts tests
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: $(DEV)
 	$(BIN)/ruff format linreg scripts tests
 	$(BIN)/ruff check --fix linreg scripts tests
 
-bench: $(STAMP)
+bench: $(RUNTIME)
 	$(BIN)/python scripts/benchmark.py $(ARGS)
 
 clean:

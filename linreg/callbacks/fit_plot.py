@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -52,12 +53,15 @@ class FitPlot(Callback):
         figure = fit_figure(
             *points, title=f"epoch {trainer.current_epoch}, step {trainer.global_step}"
         )
+        image = render(figure)  # drawn once, for TensorBoard and fit.png alike
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("fit", figure, trainer.global_step, close=False)
+                logger.experiment.add_image("fit", image, trainer.global_step, dataformats="HWC")
         if log_dir:
+            from PIL import Image  # matplotlib's own image library
+
             Path(log_dir).mkdir(parents=True, exist_ok=True)
-            figure.savefig(Path(log_dir) / "fit.png", dpi=100)
+            Image.fromarray(image).save(Path(log_dir) / "fit.png")
 
 
 def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Figure:
@@ -67,7 +71,7 @@ def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Fig
     """
     from matplotlib.figure import Figure  # imported here: only runs that draw pay for it
 
-    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    figure = Figure(figsize=(6, 4.5), dpi=100)  # no layout engine: it costs more than drawing
     axes = figure.add_subplot()
     if x.shape[1] == 1 and y.shape[1] == 1:
         order = x[:, 0].argsort()
@@ -84,6 +88,15 @@ def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Fig
     axes.set_title(title)
     axes.legend()
     return figure
+
+
+def render(figure: Figure) -> np.ndarray:
+    """The figure drawn by matplotlib's non-interactive Agg canvas, as ``(H, W, 3)`` uint8 RGB."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _sample(
