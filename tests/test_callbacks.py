@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import socket
 import subprocess
@@ -9,18 +10,34 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from linreg import SyntheticDataModule
-from tests.conftest import run_linreg, scalars
+from linreg import LinearRegression, SyntheticDataModule
+from linreg.callbacks import (
+    DivergenceGuard,
+    FitPlot,
+    OptimumGap,
+    ParameterLogger,
+    TrainingInsights,
+    fit_plot,
+)
+from linreg.errors import UserInputError
+from tests.conftest import load_checkpoint, run_linreg, scalars
 
 pytestmark = pytest.mark.slow
 
 NOISY = ("--data.noise", "0.1", "--data.seed", "3", "--trainer.max_epochs", "6",
          "--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "2")  # fmt: skip
+# No validation split; 80 training rows in batches of 10: 8 steps per epoch, logged every 5.
+SHORT = ("--data.n_samples", "100", "--data.val_fraction", "0", "--data.test_fraction", "0.2",
+         "--data.batch_size", "10", "--data.n_features", "2", "--data.weight", "[1.0, 2.0]",
+         "--trainer.log_every_n_steps", "5", "--trainer.max_epochs", "2",
+         "--insights.fit_plot_every_n_epochs", "1", "--trainer.enable_progress_bar", "false")  # fmt: skip
 
 
 def _accumulator(run_dir: Path):
@@ -36,6 +53,20 @@ def noisy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     cwd = tmp_path_factory.mktemp("noisy")
     result = run_linreg("fit", *NOISY, cwd=cwd)
     return cwd / "lightning_logs" / "version_0", result.stdout
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    cwd = tmp_path_factory.mktemp("short")
+    result = run_linreg("fit", *SHORT, cwd=cwd)
+    return cwd / "lightning_logs" / "version_0", result.stdout
+
+
+def _write_csv(path: Path, header: list[str], rows: np.ndarray) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows.tolist())
 
 
 def test_parameters_are_logged_with_distance_to_truth(noisy_run: tuple[Path, str]) -> None:
@@ -75,6 +106,8 @@ def test_fit_picture_in_tensorboard_and_as_png(noisy_run: tuple[Path, str]) -> N
     images = _accumulator(run_dir).Images("fit")
     assert [image.step for image in images] == sorted(image.step for image in images)
     assert len(images) == 3  # epochs 2 and 4, then the end (epoch 6)
+    # at the steps of the scalars (Lightning's: the last step taken), not one later
+    assert {image.step for image in images} <= {step for step, _ in scalars(run_dir)["val/mse"]}
     png = run_dir / "fit.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(png) as picture:
@@ -107,6 +140,11 @@ def test_hparams_tab_has_final_metrics_not_placeholder(noisy_run: tuple[Path, st
     session = next(d.session_start_info for d in plugin_data if d.HasField("session_start_info"))
     assert session.hparams["noise"].number_value == pytest.approx(0.1)
     assert session.hparams["n_samples"].number_value == 1000
+    # each class under its own name, not one overwriting the other; no LightningCLI internals
+    assert session.hparams["model"].string_value == "linreg.model.LinearRegression"
+    assert session.hparams["data"].string_value == "linreg.data.SyntheticDataModule"
+    assert session.hparams["seed_everything"].number_value == 0
+    assert not [name for name in session.hparams if name.startswith("_")]
 
 
 def test_many_features_log_norm_histogram_and_scatter(tmp_path: Path) -> None:
@@ -133,6 +171,168 @@ def test_each_callback_can_be_switched_off(tmp_path: Path) -> None:
     assert not (run_dir / "fit.png").exists()
     assert "optimum is" not in result.stdout
     assert "learned weight" in result.stdout
+
+
+OWN_MODELS = """
+from linreg import LinearRegression
+
+class Halved(LinearRegression):
+    def forward(self, x):
+        return 0.5 * self.linear(x)
+
+class BiasPenalty(LinearRegression):
+    def penalty(self):
+        return 0.01 * self.linear.bias.square().sum()
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        ("Halved", "forward() is not the plain linear layer"),
+        ("BiasPenalty", "penalty() is its own"),
+    ],
+    ids=["own-forward", "own-penalty"],
+)
+def test_optimum_gap_skips_models_that_are_not_plain_least_squares(
+    tmp_path: Path, model: str, reason: str
+) -> None:
+    (tmp_path / "own_models.py").write_text(OWN_MODELS)
+    result = run_linreg("fit", "--model", f"own_models.{model}", "--trainer.max_epochs", "2",
+                        "--trainer.enable_progress_bar", "false", cwd=tmp_path,
+                        env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+    assert f"OptimumGap: no exact optimum to compare with (the model's {reason}" in result.stderr
+    assert "optimum is" not in result.stdout
+    tags = scalars(tmp_path / "lightning_logs" / "version_0")
+    assert "params/weight" in tags and not any(tag.startswith("optimum/") for tag in tags)
+
+
+def test_optimum_gap_is_logged_every_epoch_without_validation(short_run: tuple[Path, str]) -> None:
+    run_dir, stdout = short_run
+    series = scalars(run_dir)
+    assert "val/mse" not in series and "optimum/val_excess" not in series
+    for tag in ("optimum/mse", "optimum/train_mse", "optimum/train_excess"):
+        assert [step for step, _ in series[tag]] == [7, 15], tag  # the end of each epoch
+    assert "SGD reached" in stdout
+
+
+def test_parameters_are_logged_at_every_epoch_end(short_run: tuple[Path, str]) -> None:
+    run_dir, _ = short_run
+    series = scalars(run_dir)
+    assert [step for step, _ in series["train/loss"]] == [4, 9, 14]
+    for tag in ("params/bias", "params/weight_0_1", "params/weight_norm"):
+        assert [step for step, _ in series[tag]] == [4, 7, 9, 14, 15], tag  # no step twice
+    final = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    assert series["params/bias"][-1][1] == pytest.approx(float(final["linear.bias"][0]))
+    assert series["params/weight_0_1"][-1][1] == pytest.approx(float(final["linear.weight"][0, 1]))
+
+
+def test_images_and_histograms_are_at_the_steps_of_the_scalars(short_run: tuple[Path, str]) -> None:
+    accumulator = _accumulator(short_run[0])
+    assert [event.step for event in accumulator.Histograms("params/weight_histogram")] == [7, 15]
+    assert [image.step for image in accumulator.Images("fit")] == [7, 15]  # drawn without val
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: TrainingInsights(fit_plot_every_n_epochs=-1), "fit_plot_every_n_epochs must be 0"),
+        (lambda: TrainingInsights(max_scalars=-1), "max_scalars must be 0 or more, got -1"),
+        (lambda: ParameterLogger(max_scalars=-2), "max_scalars must be 0 or more, got -2"),
+        (lambda: FitPlot(every_n_epochs=-1), "every_n_epochs must be 0 or more, got -1"),
+        (lambda: FitPlot(max_points=0), "max_points must be at least 1, got 0"),
+        (lambda: OptimumGap(chunk_rows=0), "chunk_rows must be at least 1, got 0"),
+        (lambda: DivergenceGuard(check_every_n_steps=0), "check_every_n_steps must be at least 1"),
+    ],
+    ids=[
+        "plot-interval",
+        "insights-max-scalars",
+        "max-scalars",
+        "every-n-epochs",
+        "max-points",
+        "chunk-rows",
+        "check-interval",
+    ],
+)
+def test_callback_arguments_are_checked(make, message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        make()
+
+
+def test_a_bad_callback_option_is_one_line_before_any_work(tmp_path: Path) -> None:
+    result = run_linreg(
+        "fit", "--insights.fit_plot_every_n_epochs", "-1", cwd=tmp_path, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "linreg: error: fit_plot_every_n_epochs must be 0 or more (0: draw only at the end; null: "
+        "never), got -1."
+    )
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_fit_plot_names_the_outputs_after_the_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = []
+    render = fit_plot.render
+    monkeypatch.setattr(fit_plot, "render", lambda figure: figures.append(figure) or render(figure))
+    x, y = torch.rand(20, 2), torch.rand(20, 2)
+    trainer = SimpleNamespace(
+        log_dir=str(tmp_path), is_global_zero=True, val_dataloaders=[[(x, y)]], loggers=[],
+        datamodule=SimpleNamespace(target_names=["price, usd", "rent"]), current_epoch=1,
+        global_step=10,
+    )  # fmt: skip
+    FitPlot().on_fit_end(trainer, LinearRegression(in_features=2, out_features=2))
+    legend = [text.get_text() for text in figures[0].axes[0].get_legend().get_texts()]
+    assert legend == ["price, usd", "rent", "y = x"]
+    assert (tmp_path / "fit.png").exists()
+
+
+def test_prediction_header_quotes_target_names(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).uniform(size=(60, 2))
+    name = 'price, "usd"'
+    _write_csv(tmp_path / "houses.csv", ["a", "b", name], np.column_stack([x, x @ [1.0, 2.0]]))
+    data = ("--data", "linreg.FileDataModule", "--data.path", "houses.csv")
+    run_linreg("fit", *data, "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+               cwd=tmp_path)  # fmt: skip
+    run_linreg("predict", "--ckpt_path", "best", "--data.path", "houses.csv", "--predictions",
+               "out.csv", "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
+    with open(tmp_path / "out.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == [name] and len(rows) == 61
+    assert float(rows[1][0]) == pytest.approx(x[0] @ [1.0, 2.0], abs=0.1)
+
+
+@pytest.mark.ddp
+def test_ddp_predict_with_fewer_rows_than_processes_fails_early(tmp_path: Path) -> None:
+    rows = np.random.default_rng(0).uniform(size=(60, 3))
+    _write_csv(tmp_path / "train.csv", ["a", "b", "y"], rows)
+    _write_csv(tmp_path / "one.csv", ["a", "b", "y"], rows[:1])
+    run_linreg("fit", "--data", "linreg.FileDataModule", "--data.path", "train.csv",
+               "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
+    result = run_linreg(
+        "predict", "--ckpt_path", "best", "--data.path", "one.csv", "--predictions", "out.csv",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "fewer rows than the 2 processes" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == ["lightning_logs", "one.csv", "train.csv"]  # no out.csv, no part files
+
+
+def test_divergence_from_the_data_scale_suggests_standardizing(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).uniform(size=(60, 2))
+    _write_csv(tmp_path / "huge.csv", ["a", "b", "y"], np.column_stack([x, 1e30 * x[:, 0]]))
+    result = run_linreg("fit", "--data", "linreg.FileDataModule", "--data.path", "huge.csv",
+                        "--trainer.max_epochs", "2", cwd=tmp_path, check=False)  # fmt: skip
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert "the training loss became inf at step 1 " in message
+    assert "Try a smaller learning rate" in message  # still said, but not alone:
+    assert "check the data's scale: standardize it with --data.normalize_target true" in message
 
 
 def _free_port() -> int:

@@ -10,6 +10,10 @@ from torch import Tensor
 
 from linreg.errors import UserInputError
 
+# A loss that overflows within this many steps, or starts above HUGE_LOSS, points at the data's
+# scale: a learning rate merely too high takes dozens of steps to overflow float32.
+EARLY_STEPS, HUGE_LOSS = 5, 1e10
+
 
 class TrainingDiverged(UserInputError):
     """The training loss became NaN or infinite (usually: the learning rate is too high)."""
@@ -21,17 +25,25 @@ class DivergenceGuard(Callback):
     Each step copies the loss into a small buffer on the device; the buffer is inspected (one
     sync) every ``check_every_n_steps`` steps, before every validation, at the end of every epoch
     and before any checkpoint is written, so a NaN model never overwrites a good checkpoint. The
-    run then ends with :class:`TrainingDiverged`, which names the step and the learning rate.
+    run then ends with :class:`TrainingDiverged`, which names the step and the learning rate,
+    and suggests standardizing the data when the loss was non-finite from the first steps or
+    huge from the start.
 
     Args:
         check_every_n_steps: inspect the buffer this often (default: the logging interval).
     """
 
     def __init__(self, check_every_n_steps: int | None = None) -> None:
+        if check_every_n_steps is not None and check_every_n_steps < 1:
+            raise UserInputError(
+                f"check_every_n_steps must be at least 1 (or null: the logging interval), got "
+                f"{check_every_n_steps}."
+            )
         self.check_every_n_steps = check_every_n_steps
         self._losses: Tensor | None = None
         self._first_step = 0
         self._count = 0
+        self._first_loss: float | None = None  # the run's first loss: is the data's scale sane?
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any
@@ -69,6 +81,8 @@ class DivergenceGuard(Callback):
         if self._losses is None or self._count == 0:
             return
         finite = torch.isfinite(self._losses[: self._count])
+        if self._first_loss is None:
+            self._first_loss = float(self._losses[0])
         if bool(finite.all()):
             self._first_step, self._count = trainer.global_step, 0
             return
@@ -81,11 +95,26 @@ class DivergenceGuard(Callback):
             trainer.checkpoint_callback, "best_model_path", ""
         )
         kept = f"the last good checkpoint is kept: {saved}" if saved else "no checkpoint written"
+        if not self._first_loss < HUGE_LOSS:
+            why = f"; the loss was already {self._first_loss:.3g} at the first step"
+        elif step <= EARLY_STEPS:
+            why = f"; the loss went from {self._first_loss:.3g} to {value} in {step} steps"
+        else:
+            why = ""
+        scale = f", so check the data's scale: {_standardize(trainer.datamodule)}" if why else ""
         raise TrainingDiverged(
             f"training diverged: the training loss became {value} at step {step} (epoch "
             f"{trainer.current_epoch}) with learning rate {lr:g}. Try a smaller learning rate, "
-            f"e.g. --model.optimizer.lr {lr / 10:g}; {kept}."
+            f"e.g. --model.optimizer.lr {lr / 10:g}{why}{scale}; {kept}."
         )
 
     def _interval(self, trainer: Trainer) -> int:
         return max(1, self.check_every_n_steps or trainer.log_every_n_steps or 50)
+
+
+def _standardize(data: object) -> str:
+    """How to put the data on a scale of about 1: the file data's switches if they are off."""
+    off = [name for name in ("normalize", "normalize_target") if getattr(data, name, None) is False]
+    if off:
+        return "standardize it with " + " ".join(f"--data.{name} true" for name in off)
+    return "standardize the features and targets (mean 0, std 1), or change their units"

@@ -11,30 +11,38 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from linreg.errors import UserInputError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
 class FitPlot(Callback):
-    """Draw the fit every few validation epochs and at the end (IMAGES tab and ``fit.png``).
+    """Draw the fit every few epochs and at the end (IMAGES tab and ``fit.png``).
 
-    One input and one output: validation points and the fitted line (the seed tutorial's plot).
-    Otherwise: predicted against actual values with the ``y = x`` line. The image is logged
-    under the tag ``fit``; the last one is also saved as ``fit.png`` in the run folder.
+    One input and one output: validation points (training points if there is no validation
+    split) and the fitted line (the seed tutorial's plot).
+    Otherwise: predicted against actual values with the ``y = x`` line, one colour per output,
+    named by the data module's ``target_names`` when it has them. The image is logged under the
+    tag ``fit`` (at the step of ``train/loss``); the last one is also saved as ``fit.png``.
     Drawn with matplotlib's non-interactive Agg canvas: no window ever opens.
 
     Args:
-        every_n_epochs: draw after every this many validation epochs (0: only at the end).
+        every_n_epochs: draw after every this many epochs (0: only at the end).
         max_points: at most this many validation rows are drawn.
     """
 
     def __init__(self, every_n_epochs: int = 5, max_points: int = 500) -> None:
+        if every_n_epochs < 0:
+            raise UserInputError(f"every_n_epochs must be 0 or more, got {every_n_epochs}.")
+        if max_points < 1:
+            raise UserInputError(f"max_points must be at least 1, got {max_points}.")
         self.every_n_epochs, self.max_points = every_n_epochs, max_points
 
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Every ``every_n_epochs`` epochs, log the picture."""
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Every ``every_n_epochs`` epochs (after the epoch's validation), log the picture."""
         epoch = trainer.current_epoch + 1
-        if trainer.sanity_checking or not self.every_n_epochs or epoch % self.every_n_epochs:
+        if not self.every_n_epochs or epoch % self.every_n_epochs:
             return
         if epoch < (trainer.max_epochs or 0):  # the last epoch is drawn by on_fit_end
             self._draw(trainer, pl_module, save=False)
@@ -50,13 +58,13 @@ class FitPlot(Callback):
         points = _sample(trainer, pl_module, self.max_points)
         if points is None:
             return
-        figure = fit_figure(
-            *points, title=f"epoch {trainer.current_epoch}, step {trainer.global_step}"
-        )
-        image = render(figure)  # drawn once, for TensorBoard and fit.png alike
+        title = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        names = getattr(trainer.datamodule, "target_names", None)
+        image = render(fit_figure(*points, title=title, names=names))  # for TensorBoard and PNG
+        step = max(trainer.global_step - 1, 0)  # Lightning's step for train/loss and val/mse
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("fit", image, trainer.global_step, dataformats="HWC")
+                logger.experiment.add_image("fit", image, step, dataformats="HWC")
         if log_dir:
             from PIL import Image  # matplotlib's own image library
 
@@ -64,11 +72,16 @@ class FitPlot(Callback):
             Image.fromarray(image).save(Path(log_dir) / "fit.png")
 
 
-def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Figure:
+def fit_figure(
+    x: Tensor, y: Tensor, prediction: Tensor, title: str = "", names: list[str] | None = None
+) -> Figure:
     """The picture for rows ``x`` (n, d), targets ``y`` (n, k) and the model's ``prediction``.
 
-    A line through the points when ``d == k == 1``, else predicted against actual.
+    A line through the points when ``d == k == 1``, else predicted against actual; ``names``
+    are the ``k`` targets' names for the legend (default: ``output 0``, ``output 1``, ...).
     """
+    if names is None or len(names) != y.shape[1]:
+        names = [f"output {output}" for output in range(y.shape[1])]
     from matplotlib.figure import Figure  # imported here: only runs that draw pay for it
 
     figure = Figure(figsize=(6, 4.5), dpi=100)  # no layout engine: it costs more than drawing
@@ -81,8 +94,8 @@ def fit_figure(x: Tensor, y: Tensor, prediction: Tensor, title: str = "") -> Fig
     else:
         low = float(torch.minimum(y.min(), prediction.min()))
         high = float(torch.maximum(y.max(), prediction.max()))
-        for output in range(y.shape[1]):
-            axes.scatter(y[:, output], prediction[:, output], s=10, label=f"output {output}")
+        for output, name in enumerate(names):
+            axes.scatter(y[:, output], prediction[:, output], s=10, label=name)
         axes.plot([low, high], [low, high], c="black", lw=1, label="y = x")
         axes.set(xlabel="actual", ylabel="predicted")
     axes.set_title(title)

@@ -10,6 +10,7 @@ from linreg.callbacks.fit_plot import FitPlot
 from linreg.callbacks.hparams import HParamsMetrics
 from linreg.callbacks.optimum import OptimumGap
 from linreg.callbacks.parameters import ParameterLogger
+from linreg.errors import UserInputError
 
 
 class TrainingInsights(Callback):
@@ -37,6 +38,13 @@ class TrainingInsights(Callback):
         fit_plot_every_n_epochs: int | None = 5,
         hparams: bool = True,
     ) -> None:
+        if max_scalars < 0:
+            raise UserInputError(f"max_scalars must be 0 or more, got {max_scalars}.")
+        if fit_plot_every_n_epochs is not None and fit_plot_every_n_epochs < 0:
+            raise UserInputError(
+                f"fit_plot_every_n_epochs must be 0 or more (0: draw only at the end; null: "
+                f"never), got {fit_plot_every_n_epochs}."
+            )
         parts: list[Callback] = []
         if parameters:
             parts.append(ParameterLogger(max_scalars))
@@ -59,10 +67,6 @@ class TrainingInsights(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Forwarded to the parts."""
         self._forward("on_train_epoch_end", trainer, pl_module)
-
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Forwarded to the parts."""
-        self._forward("on_validation_epoch_end", trainer, pl_module)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Forwarded to the parts."""

@@ -10,6 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from linreg.errors import UserInputError
 from linreg.model import LinearRegression
 
 
@@ -45,21 +46,24 @@ class Moments:
 
 
 class OptimumGap(Callback):
-    """Solve least squares exactly on the training split once; log the gap every validation epoch.
+    """Solve least squares exactly on the training split once; log the gap every training epoch.
 
     The normal equations are accumulated chunk by chunk (so data that is not all in memory
     works) and summed across DDP processes, then solved in float64 with the model's L2 penalty.
     Tags: ``optimum/mse`` (the optimum's training MSE), ``optimum/train_mse`` (the model's exact
     MSE on the whole training split), ``optimum/train_excess`` (training objective minus the
-    optimum's, ≥ 0) and ``optimum/val_excess`` (validation MSE minus the optimum's). At the end
-    of fit it prints both objectives and the gap. Skipped, with a note, for models that are not
-    least squares (another loss, an L1 penalty, a layer that is not fed ``x`` directly).
+    optimum's, ≥ 0) and ``optimum/val_excess`` (validation MSE minus the optimum's, when there is
+    a validation split). At the end of fit it prints both objectives and the gap. Skipped, with a
+    note, for models that are not plain least squares (their own ``forward``, ``loss`` or
+    ``penalty``, an L1 penalty, a layer that is not fed ``x`` directly).
 
     Args:
         chunk_rows: rows per chunk when accumulating the normal equations.
     """
 
     def __init__(self, chunk_rows: int = 65536) -> None:
+        if chunk_rows < 1:
+            raise UserInputError(f"chunk_rows must be at least 1, got {chunk_rows}.")
         self.chunk_rows = chunk_rows
         self.solution: Tensor | None = None
 
@@ -89,9 +93,13 @@ class OptimumGap(Callback):
         self.optimum_objective = self.optimum_mse + _l2(self.solution, penalty)
         self.val_optimum_mse = self.val.mse_from_scratch(self.solution) if self.val else None
 
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Log the optimum's MSE and how far the model is from it (train and validation)."""
-        if trainer.sanity_checking or self.solution is None:
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Log the optimum's MSE and how far the model is from it (train and validation).
+
+        Lightning runs this after the epoch's validation, so the gaps come at the same step as
+        ``val/mse``; and they come every epoch also when there is no validation split.
+        """
+        if self.solution is None:
             return
         values = {name: value.float() for name, value in self.gaps(pl_module).items()}
         pl_module.log_dict(values, sync_dist=True)  # equal on every process; keeps Lightning quiet
@@ -128,8 +136,13 @@ class OptimumGap(Callback):
 def _not_least_squares(pl_module: LightningModule) -> str:
     if not isinstance(pl_module, LinearRegression):
         return "the model is not a linreg.LinearRegression"
-    if type(pl_module).loss is not LinearRegression.loss:
-        return "the model's loss is not the mean squared error"
+    for hook, reason in (
+        ("forward", "the model's forward() is not the plain linear layer"),
+        ("loss", "the model's loss() is not the mean squared error"),
+        ("penalty", "the model's penalty() is its own, not the L2 penalty"),
+    ):
+        if getattr(type(pl_module), hook) is not getattr(LinearRegression, hook):
+            return reason
     if pl_module.l1:
         return "an L1 penalty has no closed-form solution"
     return ""

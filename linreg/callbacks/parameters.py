@@ -7,6 +7,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from linreg.errors import UserInputError
+
 
 class ParameterLogger(Callback):
     """Scalars of the weights and bias at the logging interval, a weight histogram per epoch.
@@ -15,13 +17,17 @@ class ParameterLogger(Callback):
     ``params/weight_<out>_<in>`` for up to ``max_scalars`` weights and ``params/weight_norm``;
     ``params/distance_to_true`` (``‖θ - θ*‖`` over weights and bias) when the data module knows
     the true parameters (``true_weight``/``true_bias``, as ``SyntheticDataModule`` does);
-    ``params/weight_histogram`` once per epoch when there is more than one weight.
+    ``params/weight_histogram`` once per epoch when there is more than one weight. The scalars
+    are also written at the end of every epoch, so a short run still shows its final values.
+    Steps are Lightning's, as for ``train/loss``: the index of the last step taken.
 
     Args:
         max_scalars: above this many weights, log only their norm (and the histogram).
     """
 
     def __init__(self, max_scalars: int = 10) -> None:
+        if max_scalars < 0:
+            raise UserInputError(f"max_scalars must be 0 or more, got {max_scalars}.")
         self.max_scalars = max_scalars
 
     def on_train_batch_end(
@@ -31,6 +37,27 @@ class ParameterLogger(Callback):
         every = trainer.log_every_n_steps
         if not every or trainer.global_step % every or not hasattr(pl_module, "linear"):
             return
+        self._log_scalars(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The epoch's final parameters (unless just written), and a histogram of the weights."""
+        if not hasattr(pl_module, "linear") or not trainer.global_step:
+            return
+        every = trainer.log_every_n_steps
+        if not every or trainer.global_step % every:  # else on_train_batch_end just wrote them
+            self._log_scalars(trainer, pl_module)
+        if pl_module.linear.weight.numel() < 2 or not trainer.is_global_zero:
+            return
+        weight = pl_module.linear.weight.detach().cpu()
+        if not torch.isfinite(weight).all():
+            return  # a diverged run has no histogram; DivergenceGuard reports it
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_histogram(
+                    "params/weight_histogram", weight, trainer.global_step - 1
+                )
+
+    def _log_scalars(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         weight, bias = _parameters(pl_module)
@@ -55,19 +82,6 @@ class ParameterLogger(Callback):
         scalars = {name: float(value) for name, value in values.items()}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step - 1)
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Once per epoch, a histogram of the weights in TensorBoard's HISTOGRAMS tab."""
-        if not hasattr(pl_module, "linear") or pl_module.linear.weight.numel() < 2:
-            return
-        weight = pl_module.linear.weight.detach().cpu()
-        if not trainer.is_global_zero or not torch.isfinite(weight).all():
-            return  # a diverged run has no histogram; DivergenceGuard reports it
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_histogram(
-                    "params/weight_histogram", weight, trainer.global_step
-                )
 
 
 def _parameters(pl_module: LightningModule) -> tuple[Tensor, Tensor | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import uuid
@@ -10,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from lightning.fabric.utilities.data import sized_len
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
+
+from linreg.errors import UserInputError
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -39,6 +44,24 @@ class PredictionWriter(BasePredictionWriter):
 
     def _part_path(self, rank: int) -> Path:
         return self.path.with_name(f".{self.path.name}.{self._token}.part{rank}")
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Fail early, on every process alike, when a process would get no rows to predict.
+
+        Lightning skips prediction on such a process, which then never joins the merge.
+        """
+        if trainer.world_size == 1 or trainer.datamodule is None:
+            return
+        batches = sized_len(trainer.datamodule.predict_dataloader())
+        if batches is None:
+            return
+        device = trainer.strategy.root_device
+        fewest = trainer.strategy.reduce(torch.tensor(batches, device=device), reduce_op="min")
+        if int(fewest) == 0:
+            raise UserInputError(
+                f"the data has fewer rows than the {trainer.world_size} processes predicting it, "
+                f"so some would get none: predict with --trainer.devices 1."
+            )
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Open this process's part file (all processes agree on the name: rank 0's token)."""
@@ -71,7 +94,7 @@ class PredictionWriter(BasePredictionWriter):
             names = getattr(trainer.datamodule, "target_names", None) or _default_names(parts[0])
             assembled = self.path.with_name(f".{self.path.name}.{self._token}.tmp")
             with open(assembled, "w") as output:
-                output.write(",".join(names) + "\n")
+                csv.writer(output, lineterminator="\n").writerow(names)  # quotes "a,b" names
                 for part in parts:
                     with open(part) as source:
                         shutil.copyfileobj(source, output)
@@ -81,7 +104,7 @@ class PredictionWriter(BasePredictionWriter):
             for part in parts:
                 part.unlink(missing_ok=True)
             with open(self.path) as written:
-                rows = sum(1 for _ in written) - 1
+                rows = sum(1 for _ in csv.reader(written)) - 1
             print(f"linreg: wrote {rows} predictions to {self.path}", flush=True)
         trainer.strategy.barrier("predictions file written")
 
