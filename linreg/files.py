@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +22,28 @@ from linreg.errors import UserInputError
 Column = str | int
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 CHUNK_ROWS = 65536
+SEPARATORS = (",", ";", "\t", "|")  # what a one-column header is checked for
 
 
 @dataclass(frozen=True)
 class Schema:
-    """The columns of a file, and which of them are the features and the targets."""
+    """A file's column names, and the names of the feature and target columns chosen from them.
+
+    A chosen column may be missing from the file: a target when predicting (it is ignored), or
+    a mistake, which :meth:`FileDataModule.check` reports.
+    """
 
     columns: list[str]
-    features: list[int]
-    targets: list[int]
-    has_targets: bool  # False when the target columns are absent (allowed only to predict)
+    features: list[str]
+    targets: list[str]
+
+    def positions(self, names: list[str]) -> list[int]:
+        """Where the columns ``names`` are in the file."""
+        return [self.columns.index(name) for name in names]
+
+    def missing(self, names: list[str]) -> list[str]:
+        """Those of ``names`` that the file does not have."""
+        return [name for name in names if name not in self.columns]
 
 
 class FileDataModule(ArrayDataModule):
@@ -36,15 +52,19 @@ class FileDataModule(ArrayDataModule):
     A ``.npy`` file is memory-mapped: batches are read from disk, so a file larger than memory
     trains. Features (and optionally targets) are standardized with statistics of the training
     split; they are saved in the checkpoint, so ``validate``, ``test`` and ``predict`` of a later
-    run transform exactly the same way, and predictions come back in the target's units.
+    run transform exactly the same way, and predictions come back in the target's units. The
+    chosen columns are saved too, by name (the ``target`` and ``features`` hyperparameters), so
+    a later run finds them in a file whose columns are in another order.
 
     Args:
-        path: the file: ``.csv`` (header row of column names), ``.npy`` (a 2-D array) or
-            ``.npz`` (arrays ``x`` and ``y``).
-        target: the target column: a name (CSV) or index, or a list of them for several
-            outputs. Default: the last column. Ignored for ``.npz`` (``y`` is the target).
+        path: the file: ``.csv`` (header row of column names), ``.npy`` (a 2-D array, columns
+            ``column_0``, ``column_1``, ...) or ``.npz`` (arrays ``x``, columns ``x_0``, ...,
+            and ``y``, columns ``y`` or ``y_0``, ...; only ``x`` is needed to predict).
+        target: the target column: a name or an index, or a list of them for several outputs.
+            Default: the last column (``.npz``: the columns of ``y``).
         features: the feature columns (names or indices). Default: every other column.
-        delimiter: the CSV field separator.
+        delimiter: the CSV field separator, one character (``\\t`` for a tab). Default: tab
+            for a ``.tsv`` file, else a comma.
         normalize: standardize the features (mean 0, standard deviation 1 on the training split).
         normalize_target: standardize the targets too (metrics are then in standardized units;
             predictions are always written in the target's own units).
@@ -59,7 +79,7 @@ class FileDataModule(ArrayDataModule):
         path: str,
         target: Column | list[Column] | None = None,
         features: list[Column] | None = None,
-        delimiter: str = ",",
+        delimiter: str | None = None,
         normalize: bool = True,
         normalize_target: bool = False,
         batch_size: int = 32,
@@ -70,7 +90,8 @@ class FileDataModule(ArrayDataModule):
         super().__init__(batch_size, val_fraction, test_fraction, seed)
         self.save_hyperparameters()
         self.path = Path(path)
-        self.target, self.features, self.delimiter = target, features, delimiter
+        self.target, self.features = target, features
+        self.delimiter = _delimiter(delimiter, self.path)
         self.normalize, self.normalize_target = normalize, normalize_target
         self.statistics: dict[str, Tensor] = {}
         self._schema: Schema | None = None
@@ -85,9 +106,16 @@ class FileDataModule(ArrayDataModule):
 
     @property
     def schema(self) -> Schema:
-        """The file's columns and the chosen features and targets (read once, header only)."""
+        """The file's columns and the chosen features and targets (read once, header only).
+
+        The chosen columns become the ``features`` and ``target`` hyperparameters, by name: the
+        checkpoint keeps them, and a run restored from it looks them up by name.
+        """
         if self._schema is None:
-            self._schema = _read_schema(self.path, self)
+            self._schema = _read_schema(self.path, self.target, self.features, self.delimiter)
+            targets = self._schema.targets
+            self.hparams["features"] = self._schema.features
+            self.hparams["target"] = targets if len(targets) > 1 else targets[0]
         return self._schema
 
     @property
@@ -103,28 +131,33 @@ class FileDataModule(ArrayDataModule):
     @property
     def feature_names(self) -> list[str]:
         """Names of the feature columns, in the order the model sees them."""
-        return [self.schema.columns[i] for i in self.schema.features]
+        return self.schema.features
 
     @property
     def target_names(self) -> list[str]:
         """Names of the target columns: the header of the predictions file."""
-        return [self.schema.columns[i] for i in self.schema.targets]
+        return self.schema.targets
 
     def check(self, stage: str) -> None:
-        """Read and validate the whole file now, so a bad file fails before any run starts."""
-        x, y = self.load_arrays()
-        if stage != "predict":
-            if y is None:
-                raise UserInputError(
-                    f"{self.path} has no column {_names(self.target_names)} to use as the target; "
-                    f"its columns are: {', '.join(self.schema.columns)}. Set --data.target."
-                )
-            self.check_split_sizes(len(x), source=str(self.path))
+        """Read and validate the file for ``stage`` now, so a bad file fails before a run starts.
+
+        To fit, validate or test, the target columns must be there; to predict they are ignored
+        (absent, partly there or empty, it makes no difference).
+        """
+        predicting = stage == "predict"
+        self._check_columns(predicting)
+        if self._arrays is None or (not predicting and self._arrays[1] is None):
+            self._arrays = _load(self.path, self.schema, self.delimiter, targets=not predicting)
+            self.datasets.clear()  # read anew: the splits are rebuilt from these arrays
+        if not predicting:
+            self.check_split_sizes(len(self._arrays[0]), source=self.source)
 
     def load_arrays(self) -> tuple[Array, Array | None]:
-        """The feature and target columns, checked for non-numeric and non-finite values."""
+        """The feature and target columns as :meth:`check` read them (by default: the targets
+        when the file has them), checked for non-numeric and non-finite values."""
         if self._arrays is None:
-            self._arrays = _load(self.path, self.schema, self.delimiter)
+            self.check("predict" if self.schema.missing(self.schema.targets) else "fit")
+        assert self._arrays is not None
         return self._arrays
 
     def batch_transform(self) -> BatchTransform | None:
@@ -157,7 +190,12 @@ class FileDataModule(ArrayDataModule):
             bias = bias * stats["target_std"] + stats["target_mean"]
         return weight, bias
 
-    # -- checkpoint state ---------------------------------------------------------------------
+    # -- Lightning hooks ----------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        """Read and check the file for ``stage`` (no targets when predicting), then split it."""
+        self.check(stage)
+        super().setup(stage)
 
     def state_dict(self) -> dict[str, Any]:
         """What a later run needs to read new files the same way: statistics and column names."""
@@ -171,14 +209,35 @@ class FileDataModule(ArrayDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Take the training run's statistics; refuse a file whose features are not the same."""
         if state_dict.get("features") and state_dict["features"] != self.feature_names:
-            raise UserInputError(
-                f"{self.path} does not have the columns the model was trained on: it was trained "
-                f"on features {_names(state_dict['features'])}, this file gives "
-                f"{_names(self.feature_names)}. Use a file with the same feature columns."
-            )
+            raise self._not_trained_columns(state_dict["features"])
         self.statistics = {name: value.clone() for name, value in state_dict["statistics"].items()}
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _check_columns(self, predicting: bool) -> None:
+        """Every chosen feature must be in the file; every target too, unless predicting."""
+        schema = self.schema
+        missing = schema.missing(schema.features)
+        if missing and predicting:
+            raise self._not_trained_columns(schema.features)
+        if missing:
+            raise UserInputError(
+                f"{self.path} has no feature column {missing[0]!r}; its columns are: "
+                f"{', '.join(schema.columns)}. Check --data.features."
+            )
+        missing = schema.missing(schema.targets)
+        if missing and not predicting:
+            raise UserInputError(
+                f"{self.path} has no column {missing[0]!r} to use as the target; its columns are: "
+                f"{', '.join(schema.columns)}. Set --data.target."
+            )
+
+    def _not_trained_columns(self, trained: list[str]) -> UserInputError:
+        return UserInputError(
+            f"{self.path} does not have the columns the model was trained on: it was trained on "
+            f"features {_quoted(trained)}, this file gives {_quoted(self.schema.columns)}. Use a "
+            f"file with the same feature columns (in any order)."
+        )
 
     def _standardize(self, batch: Batch) -> Batch:
         stats = self._statistics(batch[0].device)
@@ -217,89 +276,132 @@ class FileDataModule(ArrayDataModule):
         return stats
 
 
-def _names(names: list[str]) -> str:
+def _quoted(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
 
 
-def _read_schema(path: Path, options: FileDataModule) -> Schema:
-    """Column names from the header (CSV) or the array shape, and the chosen columns."""
+def _delimiter(delimiter: str | None, path: Path) -> str:
+    r"""The CSV separator: by default a tab for ``.tsv``; ``\t`` typed as two characters is one."""
+    if delimiter is None:
+        return "\t" if path.suffix.lower() == ".tsv" else ","
+    delimiter = "\t" if delimiter == "\\t" else delimiter
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise UserInputError(
+            f"--data.delimiter must be one character other than a quote or a line break (\\t for "
+            f"a tab), got {delimiter!r}."
+        )
+    return delimiter
+
+
+def _read_schema(
+    path: Path, target: Column | list[Column] | None, features: list[Column] | None, delimiter: str
+) -> Schema:
+    """Column names from the header (CSV) or the array shape, and the names of the chosen ones."""
     if not path.is_file():
         raise UserInputError(f"data file {path} does not exist. Check --data.path.")
     if path.stat().st_size == 0:
         raise UserInputError(f"{path} is empty: expected a header row and rows of numbers.")
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        columns = _csv_header(path, options.delimiter)
+        columns = _csv_header(path, delimiter)
+        default_targets = columns[-1:]
     elif suffix == ".npy":
-        array = _open_npy(path)
-        columns = [f"column_{i}" for i in range(array.shape[1])]
+        columns = [f"column_{i}" for i in range(_open_npy(path).shape[1])]
+        default_targets = columns[-1:]
     elif suffix == ".npz":
         x, y = _open_npz(path)
-        names = ["y"] if y.shape[1] == 1 else [f"y_{i}" for i in range(y.shape[1])]
-        columns = [f"x_{i}" for i in range(x.shape[1])] + names
-        return Schema(columns, list(range(x.shape[1])), list(range(x.shape[1], len(columns))), True)
+        y_names = ["y"] if y is None or y.shape[1] == 1 else [f"y_{i}" for i in range(y.shape[1])]
+        columns = [f"x_{i}" for i in range(x.shape[1])] + (y_names if y is not None else [])
+        default_targets = y_names
     else:
         raise UserInputError(f"{path}: unsupported file type {suffix!r}; use .csv, .npy or .npz.")
-    target = options.target if options.target is not None else -1
-    wanted: list[Column] = target if isinstance(target, list) else [target]
-    present = [c for c in wanted if _has_column(columns, c)]
-    if present and len(present) < len(wanted):  # some targets there, others not: a typo
-        _column_index(
-            path, columns, next(c for c in wanted if not _has_column(columns, c)), "target"
-        )
-    has_targets = len(present) == len(wanted)
-    if not has_targets and options.target is None:
-        raise UserInputError(f"{path} has no columns.")
-    targets: list[int] = (
-        [_column_index(path, columns, c, "target") for c in wanted] if has_targets else []
+    targets = (
+        [_name(columns, c) for c in (target if isinstance(target, list) else [target])]
+        if target is not None
+        else default_targets
     )
-    if options.features is not None:
-        features = [_column_index(path, columns, c, "feature") for c in options.features]
-    else:
-        features = [i for i in range(len(columns)) if i not in targets]
-    if set(features) & set(targets):
-        raise UserInputError(f"{path}: a column cannot be both a feature and the target.")
-    if not features:
+    chosen = (
+        [_name(columns, c) for c in features]
+        if features is not None
+        else [c for c in columns if c not in targets]
+    )
+    for option, names in (("target", targets), ("features", chosen)):
+        if (twice := _repeated(names)) is not None:
+            raise UserInputError(f"--data.{option} names column {twice!r} twice; list it once.")
+    if both := [name for name in chosen if name in targets]:
+        raise UserInputError(
+            f"{path}: column {both[0]!r} cannot be both a feature and the target. Check "
+            f"--data.features and --data.target."
+        )
+    if not chosen:
         raise UserInputError(f"{path} has no feature columns besides the target.")
-    if not has_targets:  # absent targets (predicting): keep their names for the output header
-        targets = list(range(len(columns), len(columns) + len(wanted)))
-        columns = columns + [str(c) for c in wanted]
-    return Schema(columns, features, targets, has_targets)
+    return Schema(columns, chosen, targets)
 
 
-def _has_column(columns: list[str], column: Column) -> bool:
-    if isinstance(column, int):
-        return -len(columns) <= column < len(columns)
-    return column in columns
-
-
-def _column_index(path: Path, columns: list[str], column: Column, role: str) -> int:
-    if isinstance(column, str) and column.lstrip("-").isdigit() and column not in columns:
+def _name(columns: list[str], column: Column) -> str:
+    """A column's name; an index (also as text, ``"3"``, unless that is a name) names one."""
+    if isinstance(column, str) and column not in columns and column.lstrip("-").isdigit():
         column = int(column)
     if isinstance(column, int):
-        if -len(columns) <= column < len(columns):
-            return column % len(columns)
+        return columns[column] if -len(columns) <= column < len(columns) else str(column)
+    return column
+
+
+def _repeated(names: list[str]) -> str | None:
+    """The first name that comes twice, if any."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+@contextmanager
+def _csv_reader(path: Path, delimiter: str) -> Iterator[Any]:
+    """A ``csv.reader`` over the file (a UTF-8 byte-order mark is skipped); text that is not
+    UTF-8 or not CSV ends in a clear message."""
+    reader = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            yield reader
+    except UnicodeDecodeError as error:
         raise UserInputError(
-            f"{path}: {role} column index {column} is out of range: it has {len(columns)} columns."
-        )
-    if column not in columns:
-        raise UserInputError(
-            f"{path} has no {role} column {column!r}; its columns are: {', '.join(columns)}. "
-            f"Check --data.{'target' if role == 'target' else 'features'}."
-        )
-    return columns.index(column)
+            f"{path} is not UTF-8 text. Save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or "
+            f"convert it, e.g. iconv -f latin1 -t utf-8 {path} > {path.stem}_utf8{path.suffix}."
+        ) from error
+    except csv.Error as error:
+        line = reader.line_num if reader is not None else 1
+        raise UserInputError(f"{path}, line {line} is not valid CSV: {error}.") from error
+
+
+def _rows(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The rows that are not blank: a blank or whitespace-only line is skipped, not counted."""
+    return (row for row in reader if len(row) > 1 or (row and row[0].strip()))
 
 
 def _csv_header(path: Path, delimiter: str) -> list[str]:
-    with open(path, newline="") as file:
-        rows = (row for row in csv.reader(file, delimiter=delimiter) if row)
-        header = next(rows, None)
-        first = next(rows, None)
+    """The names in the first non-blank row, checked: one each, and a data row after them."""
+    with _csv_reader(path, delimiter) as reader:
+        rows = _rows(reader)
+        header, first = next(rows, None), next(rows, None)
     if header is None:
         raise UserInputError(f"{path} is empty: expected a header row and rows of numbers.")
     if first is None:
         raise UserInputError(f"{path} has a header ({', '.join(header)}) but no data rows.")
-    return [name.strip() for name in header]
+    guess = next((s for s in SEPARATORS if s != delimiter and s in header[0]), None)
+    if len(header) == 1 and guess is not None:
+        raise UserInputError(
+            f"{path}: found only one column in the header {header[0]!r}; is the separator "
+            f"{guess!r}? Set --data.delimiter {guess!r}."
+        )
+    columns = [name.strip() for name in header]
+    if (twice := _repeated(columns)) is not None:
+        raise UserInputError(
+            f"{path}: the header names column {twice!r} twice; give each column its own name."
+        )
+    return columns
 
 
 def _open_npy(path: Path) -> np.ndarray:
@@ -314,48 +416,62 @@ def _open_npy(path: Path) -> np.ndarray:
         )
     if len(array) == 0:
         raise UserInputError(f"{path} has no rows.")
+    return _numeric(path, array, "array")
+
+
+def _open_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays ``x`` and ``y`` (``None`` when absent: such a file can only be predicted on)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = archive.files
+            x, y = (archive[name] if name in names else None for name in ("x", "y"))
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise UserInputError(f"{path} is not a readable .npz archive ({error}).") from error
+    if x is None:
+        raise UserInputError(
+            f"{path} must hold an array named 'x' (the features) and, to train, 'y' (the "
+            f"targets); it holds: {', '.join(names) or 'nothing'}."
+        )
+    if x.ndim != 2 or (y is not None and (y.ndim not in (1, 2) or len(y) != len(x))):
+        shapes = f"{x.shape}" + (f" and {y.shape}" if y is not None else "")
+        raise UserInputError(
+            f"{path}: 'x' must be 2-D (rows x features) and 'y' have as many rows; got shapes "
+            f"{shapes}."
+        )
+    y = y.reshape(len(y), -1) if y is not None else None
+    return _numeric(path, x, "array 'x'"), (
+        _numeric(path, y, "array 'y'") if y is not None else None
+    )
+
+
+def _numeric(path: Path, array: np.ndarray, what: str) -> np.ndarray:
+    if array.dtype.kind not in "biuf":
+        raise UserInputError(
+            f"{path}: the {what} holds {array.dtype} values; linreg needs numbers."
+        )
     return array
 
 
-def _open_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {"x", "y"} - set(archive.files)
-            if missing:
-                raise UserInputError(
-                    f"{path} must hold arrays named 'x' and 'y'; it holds: "
-                    f"{', '.join(archive.files)}."
-                )
-            x, y = archive["x"], archive["y"]
-    except (ValueError, OSError) as error:
-        raise UserInputError(f"{path} is not a readable .npz archive ({error}).") from error
-    y = y.reshape(len(y), -1) if y.ndim == 1 else y
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise UserInputError(
-            f"{path}: 'x' must be 2-D (rows x features) and 'y' have as many rows; got shapes "
-            f"{x.shape} and {y.shape}."
-        )
-    return x, y
-
-
-def _load(path: Path, schema: Schema, delimiter: str) -> tuple[Array, Array | None]:
-    """The feature and target columns (tensors for CSV/.npz, memory-mapped views for .npy)."""
+def _load(path: Path, schema: Schema, delimiter: str, targets: bool) -> tuple[Array, Array | None]:
+    """The feature and (if ``targets``) target columns: tensors for CSV and ``.npz``, views of
+    the memory-mapped file for ``.npy``; checked: numbers, finite, within float32."""
+    names = schema.features + (schema.targets if targets else [])
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        table = _open_npy(path)
-        _check_finite(path, table, schema)
-        y = _columns(table, schema.targets) if schema.has_targets else None
-        return _columns(table, schema.features), y
-    if suffix == ".npz":
-        features, targets = _open_npz(path)
-        table = np.hstack([features, targets]).astype(np.float32)
+    if suffix in CSV_SUFFIXES:
+        table, used = _read_csv(path, schema, names, delimiter), list(range(len(names)))
     else:
-        table = _read_csv(path, schema, delimiter)
-    _check_finite(path, table, schema)
-    x = torch.from_numpy(np.ascontiguousarray(table[:, schema.features], dtype=np.float32))
-    if not schema.has_targets:
-        return x, None
-    return x, torch.from_numpy(np.ascontiguousarray(table[:, schema.targets], dtype=np.float32))
+        features, labels = _open_npz(path) if suffix == ".npz" else (_open_npy(path), None)
+        table = features if labels is None else np.hstack([features, labels])
+        used = schema.positions(names)
+    _check_finite(path, table, used, names)
+    x, y = used[: len(schema.features)], used[len(schema.features) :]
+    if suffix == ".npy":  # views of the memory-mapped file
+        return _columns(table, x), _columns(table, y) if targets else None
+    x_tensor, y_tensor = (
+        torch.from_numpy(np.ascontiguousarray(table[:, columns], dtype=np.float32))
+        for columns in (x, y)
+    )
+    return x_tensor, y_tensor if targets else None
 
 
 def _columns(table: np.ndarray, columns: list[int]) -> np.ndarray:
@@ -368,58 +484,90 @@ def _columns(table: np.ndarray, columns: list[int]) -> np.ndarray:
     return np.ascontiguousarray(table[:, columns])
 
 
-def _read_csv(path: Path, schema: Schema, delimiter: str) -> np.ndarray:
-    try:
-        table = np.loadtxt(path, delimiter=delimiter, skiprows=1, ndmin=2, dtype=np.float64)
-    except ValueError as error:
-        raise _diagnose_csv(path, delimiter, schema) or UserInputError(
-            f"{path}: {error}"
-        ) from error
-    return table
+def _read_csv(path: Path, schema: Schema, names: list[str], delimiter: str) -> np.ndarray:
+    """The columns ``names`` as float64, parsed by the csv module and NumPy, chunk by chunk.
 
-
-def _diagnose_csv(path: Path, delimiter: str, schema: Schema) -> UserInputError | None:
-    """Find the first row that numpy could not read, with the stdlib's CSV reader."""
-    with open(path, newline="") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        header = next(reader)
-        for number, row in enumerate(reader, start=1):
-            if not row:
-                continue
-            if len(row) != len(header):
-                return UserInputError(
-                    f"{path}, row {number} (line {reader.line_num}) has {len(row)} values but the "
-                    f"header has {len(header)} columns. Fix or remove that row."
+    Only these columns must hold numbers; every row must have as many values as the header.
+    Rows are counted from the first after the header; blank lines are skipped, not counted.
+    """
+    used, width = schema.positions(names), len(schema.columns)
+    chunks, done = [], 0
+    with _csv_reader(path, delimiter) as reader:
+        rows = _rows(reader)
+        next(rows)  # the header
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            wrong = next((i for i, row in enumerate(chunk) if len(row) != width), None)
+            if wrong is not None:
+                raise UserInputError(
+                    f"{_row(path, delimiter, done + wrong + 1)} has {len(chunk[wrong])} values "
+                    f"but the header has {width} columns. Fix or remove that row."
                 )
-            for name, cell in zip(header, row, strict=True):
-                try:
-                    float(cell)
-                except ValueError:
-                    what = "is empty" if not cell.strip() else f"is not a number: {cell!r}"
-                    return UserInputError(
-                        f"{path}, row {number} (line {reader.line_num}), column {name.strip()!r} "
-                        f"{what}. Fix or remove that row."
-                    )
-    return None
+            cells = [[row[i] for i in used] for row in chunk]
+            try:
+                chunks.append(np.array(cells).astype(np.float64))
+            except ValueError:
+                row, column = _bad_cell(cells)
+                cell = cells[row][column]
+                what = "is empty" if not cell.strip() else f"is not a number: {cell!r}"
+                raise UserInputError(
+                    f"{_row(path, delimiter, done + row + 1)}, column {names[column]!r} {what}. "
+                    f"Fix or remove that row."
+                ) from None
+            done += len(chunk)
+    return np.concatenate(chunks)
 
 
-def _check_finite(path: Path, table: np.ndarray, schema: Schema) -> None:
-    """Fail on NaN or infinite values in the used columns, naming how many and the first."""
-    used = schema.features + (schema.targets if schema.has_targets else [])
-    bad_count, first = 0, None
+def _bad_cell(cells: list[list[str]]) -> tuple[int, int]:
+    """Row and column of the first cell that is not a number (as NumPy reads numbers)."""
+    for row, values in enumerate(cells):
+        for column, cell in enumerate(values):
+            try:
+                np.array(cell).astype(np.float64)
+            except ValueError:
+                return row, column
+    raise AssertionError("every cell is a number")
+
+
+def _row(path: Path, delimiter: str, row: int) -> str:
+    """``path, row N (line M)``: row 1 is the first data row, lines count as an editor does."""
+    with _csv_reader(path, delimiter) as reader:
+        for _ in islice(_rows(reader), row + 1):  # the header and ``row`` data rows
+            pass
+        return f"{path}, row {row} (line {reader.line_num})"
+
+
+def _check_finite(path: Path, table: np.ndarray, used: list[int], names: list[str]) -> None:
+    """Fail on NaN or infinite values in the ``used`` columns (how many, and the first), and on
+    values too large for float32, the precision the model trains in."""
+    bad_count, first, too_large = 0, None, None
     for start in range(0, len(table), CHUNK_ROWS):
-        chunk = np.asarray(table[start : start + CHUNK_ROWS][:, used], dtype=np.float64)
+        chunk = np.asarray(table[start : start + CHUNK_ROWS][:, used])
         bad = ~np.isfinite(chunk)
-        if bad.any():
-            bad_count += int(bad.sum())
-            if first is None:
-                row, column = np.argwhere(bad)[0]
-                first = (start + int(row) + 1, schema.columns[used[int(column)]])
+        with np.errstate(over="ignore"):
+            large = ~bad & ~np.isfinite(chunk.astype(np.float32))
+        bad_count += int(bad.sum())
+        if first is None and bad.any():
+            first = _first(bad, start)
+        if too_large is None and large.any():
+            too_large = _first(large, start)
     if first is not None:
         raise UserInputError(
             f"{path} has {bad_count} missing or infinite value(s) (NaN/inf); the first is in row "
-            f"{first[0]}, column {first[1]!r}. Remove or fill those rows."
+            f"{first[0] + 1}, column {names[first[1]]!r}. Remove or fill those rows."
         )
+    if too_large is not None:
+        row, column = too_large
+        raise UserInputError(
+            f"{path}, row {row + 1}, column {names[column]!r} holds "
+            f"{float(table[row, used[column]]):g}, too large for float32, the precision linreg "
+            f"trains in (at most {np.finfo(np.float32).max:.3g}). Rescale that column."
+        )
+
+
+def _first(mask: np.ndarray, start: int) -> tuple[int, int]:
+    """Row (counting from ``start``) and column of the first true value of ``mask``."""
+    row, column = np.argwhere(mask)[0]
+    return start + int(row), int(column)
 
 
 def _mean_std(array: Array, rows: np.ndarray) -> tuple[Tensor, Tensor]:

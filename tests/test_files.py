@@ -208,7 +208,7 @@ def test_errors_name_the_file_and_columns_in_python_too(tmp_path: Path) -> None:
     with pytest.raises(
         UserInputError, match=r"has no feature column 'x3'; its columns are: x1, x2, y"
     ):
-        _ = FileDataModule(str(tmp_path / "d.csv"), features=["x1", "x3"]).num_features
+        FileDataModule(str(tmp_path / "d.csv"), features=["x1", "x3"]).check("fit")
     with pytest.raises(UserInputError, match=r"unsupported file type '\.parquet'"):
         (tmp_path / "d.parquet").write_bytes(b"PAR1")
         _ = FileDataModule(str(tmp_path / "d.parquet")).num_features
