@@ -1,16 +1,36 @@
 """linreg: linear regression as a clean, fast PyTorch Lightning module."""
 
+from linreg.callbacks import (
+    DivergenceGuard,
+    FitPlot,
+    HParamsMetrics,
+    OptimumGap,
+    ParameterLogger,
+    PredictionWriter,
+    TrainingInsights,
+)
+from linreg.checkpointing import RunCheckpoint
 from linreg.data import ArrayDataModule, SyntheticDataModule, TensorDataModule
+from linreg.errors import UserInputError
 from linreg.files import FileDataModule
 from linreg.model import LinearRegression
 
 __all__ = [
     "ArrayDataModule",
+    "DivergenceGuard",
     "FileDataModule",
+    "FitPlot",
+    "HParamsMetrics",
     "LinearRegression",
     "LinearRegressor",
+    "OptimumGap",
+    "ParameterLogger",
+    "PredictionWriter",
+    "RunCheckpoint",
     "SyntheticDataModule",
     "TensorDataModule",
+    "TrainingInsights",
+    "UserInputError",
     "main",
 ]
 
@@ -22,6 +42,10 @@ def __getattr__(name: str) -> object:
 
         return LinearRegressor
     raise AttributeError(f"module 'linreg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Checkpoints that survive a crash and load without running anyone's code.
 
+* ``RunCheckpoint`` keeps the best checkpoint and rewrites ``last.ckpt`` at every epoch end.
 * ``AtomicCheckpointIO`` writes each checkpoint to a temporary file in the same folder, syncs it to
   disk and renames it into place: a run killed at any moment leaves the old or the new file,
   never a truncated one. It loads with ``weights_only=True`` whatever the caller asks.
@@ -10,7 +11,8 @@
 from __future__ import annotations
 
 import os
-import pickle
+import re
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +20,54 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from linreg.errors import UserInputError
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, with ``last.ckpt`` rewritten at the end of every epoch.
+
+    Since Lightning 2.6, ``save_last=True`` rewrites ``last.ckpt`` only at steps where a top-k
+    checkpoint is saved too; with a ``monitor`` that is only when the metric improves, so a
+    killed run would resume from its best epoch, not its last. Here ``last.ckpt`` follows every
+    epoch (and every ``every_n_train_steps`` steps, as in Lightning). Without validation there is
+    nothing to monitor: only ``last.ckpt`` is written, and Lightning's warning is spared.
+    """
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Lightning's saving, then ``last.ckpt`` if it was not written at this step already."""
+        super().on_train_epoch_end(trainer, pl_module)
+        # Lightning validates before this hook, so this is the true end of the epoch.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        """After Ctrl-C, say which checkpoint was kept and how to continue from it."""
+        super().on_exception(trainer, pl_module, exception)
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+            kept = self.last_model_path or self.best_model_path
+            print(
+                f"linreg: interrupted; the last checkpoint is kept: {kept}. Continue with: "
+                f"linreg fit --ckpt_path {kept}"
+                if kept
+                else "linreg: interrupted before the first checkpoint; nothing was saved.",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _save_topk_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, Any]) -> None:
+        if self.monitor not in (None, *monitor_candidates) and not _validates(trainer):
+            return  # no validation split: no metric to pick the best model by
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+
+def _validates(trainer: Trainer) -> bool:
+    batches = trainer.num_val_batches
+    return bool(sum(batches) if isinstance(batches, list) else batches)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -62,6 +110,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         UserInputError: the file is missing, unreadable, would run code, or is not a checkpoint.
     """
     file = Path(path)
+    if file.is_dir():
+        raise UserInputError(
+            f"checkpoint {file} is a folder; give the path of a .ckpt file in it, e.g. "
+            f"{file / 'checkpoints' / 'last.ckpt'}, or --ckpt_path last."
+        )
     if not file.is_file():
         raise UserInputError(
             f"checkpoint {file} does not exist. Give the path of a .ckpt file, e.g. "
@@ -69,17 +122,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         )
     try:
         checkpoint = torch.load(file, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unsafe content"
+    except Exception as error:  # torch.load's parsers raise anything on a file of another kind
+        code = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if code:
+            raise UserInputError(
+                f"refused to load {file}: it is not a plain linreg checkpoint (loading it would "
+                f"run code it names: {code.group(1)}). Only load checkpoints written by linreg or "
+                f"Lightning."
+            ) from error
         raise UserInputError(
-            f"refused to load {file}: it is not a plain linreg checkpoint (loading it would need "
-            f"to run code it contains: {reason}). Only load checkpoints written by linreg or "
-            f"Lightning."
-        ) from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise UserInputError(
-            f"cannot read {file} as a checkpoint ({type(error).__name__}: {error}). Is it a "
-            f"linreg .ckpt file, completely written?"
+            f"{file} is not a linreg checkpoint (torch.load cannot read it: "
+            f"{type(error).__name__}). Give a .ckpt file written by `linreg fit`, completely "
+            f"written."
         ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserInputError(

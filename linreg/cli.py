@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from jsonargparse import Namespace, lazy_instance
-from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from linreg.callbacks import DivergenceGuard, PredictionWriter, TrainingInsights
-from linreg.checkpointing import AtomicCheckpointIO, find_checkpoint, load_checkpoint
+from linreg.checkpointing import (
+    AtomicCheckpointIO,
+    RunCheckpoint,
+    find_checkpoint,
+    load_checkpoint,
+)
 from linreg.errors import UserInputError, find_user_error, one_line
 from linreg.model import DEFAULT_LR, LinearRegression
 from linreg.run_logger import RunLogger
@@ -36,6 +44,10 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 # Set from the checkpoint when one is given, so they must not be restored from it.
 LINKED = ("in_features", "out_features")
+DESCRIPTION = (
+    "Train, evaluate and use linear regression models with PyTorch Lightning. "
+    "Start with `linreg fit`; `linreg fit --help` lists every option."
+)
 
 
 class LinRegParser(LightningArgumentParser):
@@ -45,7 +57,11 @@ class LinRegParser(LightningArgumentParser):
         """Print ``linreg: error: <option>: <problem>`` and exit with status 2."""
         if os.environ.get("LINREG_DEBUG") or not self.exit_on_error:
             return super().error(message, ex)
-        print(f"linreg: error: {one_line(message)} (see: linreg --help)", file=sys.stderr)
+        problem = one_line(message)
+        config = _option_value(sys.argv[1:], "--config")
+        if config and problem.startswith("the config file"):
+            problem = problem.replace("the config file", f"--config {config}", 1)
+        print(f"linreg: error: {problem} (see: linreg --help)", file=sys.stderr)
         sys.exit(2)
 
 
@@ -62,7 +78,7 @@ class LinRegCLI(LightningCLI):
             parser.link_arguments(
                 "data", f"model.init_args.{target}", compute_fn=compute, apply_on="instantiate"
             )
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         for key, callback in SWITCHABLE_CALLBACKS.items():
             parser.add_lightning_class_args(callback, key, subclass_mode=True, required=False)
         sgd = {"class_path": "torch.optim.SGD", "init_args": {"lr": DEFAULT_LR}}
@@ -91,6 +107,7 @@ class LinRegCLI(LightningCLI):
         ckpt_path = _option_value(argv, "--ckpt_path")
         self._checkpoint_resolved = bool(subcommand and ckpt_path)
         self._checkpoint: Path | None = None
+        self._checkpoint_content: dict[str, Any] | None = None
         self._data_given = _option_value(argv, "--data") is not None
         if subcommand and self._data_given:
             # A data class chosen on the command line starts from its own defaults: otherwise
@@ -119,7 +136,7 @@ class LinRegCLI(LightningCLI):
         """Resolve ``ckpt_path``, load it safely, make its settings the subcommand's defaults."""
         self._checkpoint = _resolve_checkpoint(subcommand, ckpt_path, runs)
         if self._checkpoint is not None:
-            checkpoint = load_checkpoint(self._checkpoint)
+            checkpoint = self._checkpoint_content = load_checkpoint(self._checkpoint)
             sources = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
             if self._data_given:  # the command line chose the data class itself
                 del sources["data"]
@@ -130,6 +147,20 @@ class LinRegCLI(LightningCLI):
             }
             self._parser(subcommand).set_defaults(defaults)
 
+    def before_instantiate_classes(self) -> None:
+        """Refuse, before anything is built or written, runs that cannot do what was asked."""
+        subcommand = self.config["subcommand"]
+        config = self.config[subcommand]
+        if subcommand != "fit" and not config.get("ckpt_path"):
+            raise UserInputError(
+                f"linreg {subcommand} needs a trained model: add --ckpt_path best (the best "
+                f"checkpoint of the newest run), last, or the path of a .ckpt file."
+            )
+        if subcommand == "predict":
+            _check_predictions_path(config.get("predictions"))
+        if subcommand == "fit" and self._checkpoint is None:
+            _check_new_run_folder(config)
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         """Drop switched-off callbacks; add the atomic checkpoint writer and a light progress bar.
 
@@ -137,6 +168,9 @@ class LinRegCLI(LightningCLI):
         at batch 64 (scripts/benchmark.py). Ours redraws every few steps.
         """
         callbacks = [callback for callback in callbacks if callback is not None]
+        if self.subcommand != "fit":  # nothing to save, and no state of the old run to restore
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            config["enable_checkpointing"] = False
         given = [*(config.get("callbacks") or []), *callbacks]
         if config.get("enable_progress_bar") is not False and not any(
             isinstance(callback, ProgressBar) for callback in given
@@ -164,30 +198,101 @@ class LinRegCLI(LightningCLI):
         return parser
 
     def after_instantiate_classes(self) -> None:
-        """Check the data before anything is written; wire ``--predictions``."""
+        """Check data, checkpoint and optimizer before anything is written; add the writer."""
         check = getattr(self.datamodule, "check", None)
         if self.subcommand and callable(check):
             check(self.subcommand)
+        if self._checkpoint is not None and self._checkpoint_content is not None:
+            _check_checkpoint_fits(
+                self._checkpoint, self._checkpoint_content, self.model, self.datamodule
+            )
+        if self.subcommand == "fit":
+            _check_optimizer(self.model, self.datamodule)
         if self.subcommand != "predict":
             return
-        config = self.config[self.subcommand]
-        if config.get("predictions"):
-            output = Path(config.predictions)
-            source = getattr(self.datamodule, "path", None)
-            if source is not None and output.resolve() == Path(source).resolve():
-                raise UserInputError(
-                    f"--predictions {output} is the input file itself; write to another file."
-                )
-            self.trainer.callbacks.append(PredictionWriter(str(output)))
-            self.config_init[self.subcommand].return_predictions = False  # stream, do not keep
-        elif self.trainer.is_global_zero:
-            print("linreg: predictions are not saved; add --predictions out.csv.", file=sys.stderr)
+        output = Path(self.config[self.subcommand].predictions)
+        source = getattr(self.datamodule, "path", None)
+        if source is not None and output.resolve() == Path(source).resolve():
+            raise UserInputError(
+                f"--predictions {output} is the input file itself; write to another file."
+            )
+        self.trainer.callbacks.append(PredictionWriter(str(output)))
+        self.config_init[self.subcommand].return_predictions = False  # stream, do not keep
 
     def after_fit(self) -> None:
         """Say in plain words what was learned and where to look."""
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
         if self.trainer.is_global_zero:
             print(fit_summary(self.trainer, self.model, self.datamodule, log_dir), flush=True)
+
+
+def _check_predictions_path(predictions: str | None) -> None:
+    if not predictions:
+        raise UserInputError(
+            "linreg predict writes its predictions to a CSV file: add --predictions out.csv."
+        )
+    if Path(predictions).is_dir():
+        raise UserInputError(
+            f"--predictions {predictions} is a folder; give a file name, e.g. "
+            f"{Path(predictions) / 'predictions.csv'}."
+        )
+
+
+def _check_new_run_folder(config: Namespace) -> None:
+    """A new run named with ``--trainer.logger.init_args.version`` must not reuse a folder."""
+    args, runs = _logger_args(config), _runs_folder(config)
+    if args is None or runs is None or args.get("version") in (None, ""):
+        return
+    version = args.version
+    folder = runs / (f"version_{version}" if isinstance(version, int) else str(version))
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserInputError(
+            f"the run folder {folder} already holds a run (--trainer.logger.init_args.version "
+            f"{version}): choose another name, or continue that run with --ckpt_path "
+            f"{folder / 'checkpoints' / 'last.ckpt'}."
+        )
+
+
+def _check_checkpoint_fits(
+    path: Path, checkpoint: dict[str, Any], model: LightningModule, data: Any
+) -> None:
+    """The data must have the shape the checkpoint's model was trained on."""
+    state = checkpoint.get(type(data).__qualname__)
+    if state and callable(getattr(data, "load_state_dict", None)):
+        data.load_state_dict(state)  # file data names the columns it misses
+    for name, expected in model.state_dict().items():
+        saved = checkpoint["state_dict"].get(name)
+        if isinstance(saved, torch.Tensor) and saved.shape != expected.shape:
+            raise UserInputError(
+                f"{path} was trained on data of another shape: its {name} has shape "
+                f"{list(saved.shape)}, but this data gives {list(expected.shape)} "
+                f"(features and targets differ). Use data with the columns it was trained on."
+            )
+
+
+def _check_optimizer(model: LightningModule, data: Any) -> None:
+    """Build optimizer and scheduler once on copies of the parameters: bad arguments fail now."""
+    build_optimizer = getattr(model, "optimizer", None)
+    build_scheduler = getattr(model, "lr_scheduler", None)
+    if not callable(build_optimizer):
+        return
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]
+    try:
+        optimizer = build_optimizer(copies)
+    except (ValueError, TypeError) as error:
+        raise UserInputError(f"--model.optimizer: {error}") from error
+    if not callable(build_scheduler):
+        return
+    try:
+        scheduler = build_scheduler(optimizer)
+    except (ValueError, TypeError) as error:
+        raise UserInputError(f"--model.lr_scheduler: {error}") from error
+    watches_validation = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if watches_validation and getattr(data, "val_fraction", None) == 0:
+        raise UserInputError(
+            "--model.lr_scheduler ReduceLROnPlateau watches val/mse, but there is no validation "
+            "split (--data.val_fraction 0): set a validation fraction or choose another scheduler."
+        )
 
 
 def _class_path(cls: type) -> str:
@@ -286,8 +391,17 @@ def _continue_in_run_folder(config: Namespace, checkpoint: Path) -> None:
         args.version = run_dir.name
 
 
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertisements and a deprecation warning it raises itself each run."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡 Tip")
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def main(args: ArgsType = None) -> None:
     """Run the ``linreg`` command (``fit``, ``validate``, ``test``, ``predict``)."""
+    _quiet_lightning()
     try:
         LinRegCLI(
             LinearRegression,
@@ -298,6 +412,7 @@ def main(args: ArgsType = None) -> None:
             seed_everything_default=0,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"description": DESCRIPTION},
             args=args,
         )
     except Exception as error:

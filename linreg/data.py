@@ -87,9 +87,17 @@ class ArrayDataModule(LightningDataModule):
     def check(self, stage: str) -> None:
         """Validate the data for ``stage`` now (the ``linreg`` command calls this before a run).
 
-        The default does nothing; ``FileDataModule`` reads and checks its file here, so a bad
-        file fails before any log folder is created.
+        The default checks that ``validate`` and ``test`` have a split to run on;
+        ``FileDataModule`` also reads and checks its file here, so a bad file fails before any
+        log folder is created.
         """
+        split = {"validate": "val", "test": "test"}.get(stage)
+        if split is not None and getattr(self, f"{split}_fraction") == 0:
+            verb = "validate" if split == "val" else "test"
+            raise UserInputError(
+                f"{self.source} has no {split} split to {verb} on ({split}_fraction is 0). "
+                f"Hold one out when training (--data.{split}_fraction 0.1), or give other data."
+            )
 
     def batch_transform(self) -> BatchTransform | None:
         """A function applied to every fetched batch ``(x, y)`` (e.g. standardization), or None."""
@@ -224,8 +232,9 @@ class SyntheticDataModule(ArrayDataModule):
     ) -> None:
         super().__init__(batch_size, val_fraction, test_fraction, seed)
         self.save_hyperparameters()
-        if n_features < 1:
-            raise UserInputError(f"n_features must be at least 1, got {n_features}.")
+        for name, value in (("n_samples", n_samples), ("n_features", n_features)):
+            if value < 1:
+                raise UserInputError(f"{name} must be at least 1, got {value}.")
         weights = weight if isinstance(weight, list) else [float(weight)] * n_features
         if len(weights) != n_features:
             raise UserInputError(

@@ -323,6 +323,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc, vali
 def _to_numpy(data: Any) -> np.ndarray:
     if isinstance(data, Tensor):
         return data.detach().cpu().numpy()
+    if hasattr(data, "toarray"):  # a scipy sparse matrix: np.asarray would wrap, not convert
+        raise TypeError(
+            "sparse matrices are not supported: pass a dense array (X.toarray()) if it fits in "
+            "memory."
+        )
     return np.asarray(data)
 
 

@@ -75,9 +75,7 @@ class LinearRegression(LightningModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Loss of one mini-batch: data loss plus penalties; logged at the logger's interval."""
         x, y = batch
-        loss = self.loss(self(x), y)
-        if self.l1 or self.l2:
-            loss = loss + self.penalty()
+        loss = self.loss(self(x), y) + self.penalty()
         # self.log costs more than this whole step on small batches: only call it when the
         # logger will write (Lightning writes when (step + 1) % log_every_n_steps == 0).
         every = self.trainer.log_every_n_steps

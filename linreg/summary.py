@@ -18,9 +18,7 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
         if callable(convert) and weight.shape[1] == getattr(data, "num_features", -1):
             weight, bias = convert(weight, bias)
             lines.append("  (weights and bias in the data's own units, before standardization)")
-        lines.append(f"  learned weight: {_numbers(weight)}")
-        if bias is not None:
-            lines.append(f"  learned bias:   {_numbers(bias)}")
+        lines.extend(_parameter_lines(weight, bias, getattr(data, "target_names", None)))
         true_weight = getattr(data, "true_weight", None)
         if true_weight is not None:
             lines.append(f"  true weight:    {_numbers(true_weight)}")
@@ -42,6 +40,21 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
             f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}"
         )
     return "\n".join(lines)
+
+
+def _parameter_lines(weight: Any, bias: Any, names: list[str] | None) -> list[str]:
+    """``learned weight/bias`` lines: one pair per output when there are several."""
+    if weight.shape[0] == 1:
+        lines = [f"  learned weight: {_numbers(weight)}"]
+        return lines + ([f"  learned bias:   {_numbers(bias)}"] if bias is not None else [])
+    names = names if names and len(names) == weight.shape[0] else None
+    lines = []
+    for output in range(weight.shape[0]):
+        name = names[output] if names else f"output {output}"
+        lines.append(f"  {name}: weight {_numbers(weight[output])}")
+        if bias is not None:
+            lines.append(f"  {' ' * len(name)}  bias   {_numbers(bias[output : output + 1])}")
+    return lines
 
 
 def _numbers(values: Any) -> str:

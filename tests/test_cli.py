@@ -135,6 +135,30 @@ def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
     assert "fit" in result.stdout and "predict" in result.stdout
 
 
+def test_help_says_what_linreg_is(linreg) -> None:
+    assert "Train, evaluate and use linear regression models" in linreg("--help").stdout
+
+
+def test_a_broken_config_file_is_named(linreg, tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("trainer: [1\n")
+    result = linreg("fit", "--config", "broken.yaml", check=False)
+    assert result.returncode == 2
+    assert "linreg: error: --config broken.yaml is not valid YAML: " in result.stderr
+    assert "line 2, column 1" in result.stderr
+
+
+def test_several_outputs_are_summarized_one_per_line(linreg, tmp_path: Path) -> None:
+    x = torch.rand(200, 2, generator=torch.Generator().manual_seed(0))
+    rows = ["a,b,price,rent"] + [f"{a},{b},{2 * a - b + 1},{a + 3 * b}" for a, b in x.tolist()]
+    (tmp_path / "two.csv").write_text("\n".join(rows) + "\n")
+    result = linreg("fit", "--data", "linreg.FileDataModule", "--data.path", "two.csv",
+                    "--data.target", "[price, rent]", *QUICK)  # fmt: skip
+    lines = result.stdout.splitlines()
+    price = next(i for i, line in enumerate(lines) if line.startswith("  price: weight "))
+    assert lines[price + 1].strip().startswith("bias ")
+    assert lines[price + 2].startswith("  rent: weight ")
+
+
 def test_bad_option_value_is_one_clear_line(linreg, tmp_path: Path) -> None:
     result = linreg("fit", "--data.batch_size", "0", check=False)
     assert result.returncode == 2

@@ -35,6 +35,26 @@ def test_training_loss_is_mse_plus_penalties() -> None:
     assert LinearRegression(2, 1).penalty() == 0.0
 
 
+class ShrinkToZero(LinearRegression):
+    """A ridge penalty of its own: the weight shrinks from 3 to about 0.4."""
+
+    def penalty(self) -> torch.Tensor:
+        return 0.5 * self.linear.weight.square().sum()
+
+
+def test_an_overridden_penalty_is_trained_with() -> None:
+    weights = {}
+    for model_class in (LinearRegression, ShrinkToZero):
+        torch.manual_seed(0)
+        model = model_class()
+        trainer = Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                          enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        trainer.fit(model, SyntheticDataModule())
+        weights[model_class] = model.linear.weight.item()
+    assert abs(weights[LinearRegression] - 3.0) < 0.2
+    assert abs(weights[ShrinkToZero] - 0.43) < 0.1
+
+
 def test_penalties_are_on_weights_not_bias() -> None:
     model = LinearRegression(1, 1, l1=1.0, l2=1.0)
     with torch.no_grad():

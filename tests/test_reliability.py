@@ -86,6 +86,10 @@ def test_ctrl_c_stops_gracefully_and_keeps_the_checkpoint(tmp_path: Path) -> Non
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0
     assert "graceful shutdown" in output
+    kept = (
+        "interrupted; the last checkpoint is kept: ./lightning_logs/version_0/checkpoints/last.ckpt"
+    )
+    assert kept in output and "Continue with: linreg fit --ckpt_path" in output
     assert torch.isfinite(load_checkpoint(checkpoint)["state_dict"]["linear.weight"]).all()
 
 
@@ -210,6 +214,23 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
         (["--model.l2", "-0.1"], "l2 is a penalty weight and must be >= 0"),
         (["--data.n_features", "2", "--data.weight", "[1.0, 2.0, 3.0]"], "weight has 3 values"),
         (["--trainer.max_epochs", "many"], "--trainer.max_epochs: expected int, got 'many'"),
+        (["--trainer.max_epochs", "-2"], "`max_epochs` must be a non-negative integer or -1"),
+        (["--model.optimizer.lr", "-1"], "--model.optimizer: Invalid learning rate: -1"),
+        (["--model.optimizer", "Foo"], "--model.optimizer: unknown class 'Foo': give a class name"),
+        (
+            [
+                "--data.val_fraction",
+                "0",
+                "--model.lr_scheduler",
+                "torch.optim.lr_scheduler.ReduceLROnPlateau",
+            ],
+            "ReduceLROnPlateau watches val/mse, but there is no validation split",
+        ),
+        (["--data.n_samples", "0"], "n_samples must be at least 1, got 0"),
+        (
+            ["--data.path", "houses.csv"],
+            "no option 'path'; to train on a file, add --data linreg.FileDataModule",
+        ),
     ],
     ids=[
         "batch-size",
@@ -220,6 +241,12 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
         "negative-l2",
         "weight-length",
         "not-a-number",
+        "lightning-refuses",
+        "negative-lr",
+        "unknown-class-name",
+        "plateau-without-validation",
+        "no-samples",
+        "file-option-on-synthetic-data",
     ],
 )
 def test_config_errors_fail_before_any_work(
@@ -236,6 +263,79 @@ def test_config_errors_fail_before_any_work(
     assert len(error_lines) == 1
     assert re.search(message, error_lines[0]), error_lines[0]
     assert list(tmp_path.iterdir()) == []  # no log folder, no data, nothing written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["test"], "linreg test needs a trained model: add --ckpt_path best"),
+        (["validate", "--data.val_fraction", "0.1"], "linreg validate needs a trained model"),
+        (["predict", "--ckpt_path", "plain.ckpt"], "add --predictions out.csv"),
+        (["predict", "--ckpt_path", "plain.ckpt", "--predictions", "."], "--predictions . is a folder"),
+        (["test", "--ckpt_path", "plain.ckpt", "--data.test_fraction", "0"], "has no test split to test on"),
+        (["test", "--ckpt_path", "."], "checkpoint . is a folder; give the path of a .ckpt file"),
+        (["test", "--ckpt_path", "text.ckpt"], "text.ckpt is not a linreg checkpoint (torch.load cannot read it"),
+    ],
+    ids=["test-untrained", "validate-untrained", "predict-nowhere", "predict-into-folder",
+         "no-test-split", "folder-as-checkpoint", "text-as-checkpoint"],
+)  # fmt: skip
+def test_evaluation_commands_refuse_what_they_cannot_do(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["linreg"])
+    monkeypatch.delenv("LINREG_DEBUG", raising=False)
+    torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+    (tmp_path / "text.ckpt").write_text("hello\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if "linreg: error" in line]
+    assert len(error_lines) == 1 and message in error_lines[0], error_lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.ckpt", "text.ckpt"]
+
+
+@pytest.mark.slow
+def test_last_checkpoint_follows_every_epoch_not_only_improvements(tmp_path: Path) -> None:
+    # noisy data: val/mse stops improving after a few epochs, training goes on
+    run_linreg("fit", "--data.noise", "1.0", "--trainer.max_epochs", "8", "--insights", "null",
+               "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
+    checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    best, last = (load_checkpoint(checkpoints / name) for name in ("best.ckpt", "last.ckpt"))
+    assert best["epoch"] < 7  # the case Lightning 2.6 gets wrong: the best epoch is not the last
+    assert (last["epoch"], last["global_step"]) == (7, 8 * 25)
+
+    no_validation = tmp_path / "no_validation"
+    no_validation.mkdir()
+    result = run_linreg("fit", "--data.val_fraction", "0", "--trainer.max_epochs", "2",
+                        "--trainer.enable_progress_bar", "false", cwd=no_validation)  # fmt: skip
+    checkpoints = no_validation / "lightning_logs" / "version_0" / "checkpoints"
+    assert [p.name for p in checkpoints.iterdir()] == ["last.ckpt"]  # nothing to pick a best by
+    assert load_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
+    assert "could not find the monitored key" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_never_overwritten(tmp_path: Path) -> None:
+    quick = ("--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false")
+    run_linreg("fit", "--data.n_features", "2", "--data.weight", "1.0",
+               "--trainer.logger.init_args.version", "exp", *quick, cwd=tmp_path)  # fmt: skip
+    run_dir = tmp_path / "lightning_logs" / "exp"
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    again = run_linreg("fit", "--model.optimizer.lr", "0.1", "--trainer.logger.init_args.version",
+                       "exp", *quick, cwd=tmp_path, check=False)  # fmt: skip
+    assert again.returncode == 2
+    assert "the run folder lightning_logs/exp already holds a run" in again.stderr
+    other_shape = run_linreg("test", "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
+                             "--data.n_features", "3", cwd=tmp_path, check=False)  # fmt: skip
+    assert other_shape.returncode == 2
+    assert "was trained on data of another shape: its linear.weight has shape [1, 2], but this " \
+           "data gives [1, 3]" in other_shape.stderr  # fmt: skip
+    for result in (again, other_shape):
+        assert "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["exp"]
 
 
 EVIL = """
