@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 class FitPlot(Callback):
     """Draw the fit every few epochs and at the end (IMAGES tab and ``fit.png``).
 
-    One input and one output: validation points (training points if there is no validation
-    split) and the fitted line (the seed tutorial's plot).
-    Otherwise: predicted against actual values with the ``y = x`` line, one colour per output,
-    named by the data module's ``target_names`` when it has them. The image is logged under the
-    tag ``fit`` (at the step of ``train/loss``); the last one is also saved as ``fit.png``.
+    One input and one output: validation points (training points without a validation split)
+    and the fitted line, the seed tutorial's plot. Otherwise: predicted against actual values
+    with the ``y = x`` line, one colour per output, named by the data module's ``target_names``
+    when it has them. The image is logged under the tag ``fit`` (at the step of ``train/loss``);
+    the last one is also saved as ``fit.png``.
     Drawn with matplotlib's non-interactive Agg canvas: no window ever opens.
 
     Args:
@@ -58,10 +58,10 @@ class FitPlot(Callback):
         points = _sample(trainer, pl_module, self.max_points)
         if points is None:
             return
-        title = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        step = max(trainer.global_step - 1, 0)  # Lightning's step for train/loss and val/mse
+        title = f"epoch {trainer.current_epoch}, step {step}"
         names = getattr(trainer.datamodule, "target_names", None)
         image = render(fit_figure(*points, title=title, names=names))  # for TensorBoard and PNG
-        step = max(trainer.global_step - 1, 0)  # Lightning's step for train/loss and val/mse
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("fit", image, step, dataformats="HWC")
