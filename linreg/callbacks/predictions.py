@@ -50,7 +50,7 @@ class PredictionWriter(BasePredictionWriter):
 
         Lightning skips prediction on such a process, which then never joins the merge.
         """
-        if trainer.world_size == 1 or trainer.datamodule is None:
+        if stage != "predict" or trainer.world_size == 1 or trainer.datamodule is None:
             return
         batches = sized_len(trainer.datamodule.predict_dataloader())
         if batches is None:
