@@ -144,6 +144,7 @@ class FileDataModule(ArrayDataModule):
         To fit, validate or test, the target columns must be there; to predict they are ignored
         (absent, partly there or empty, it makes no difference).
         """
+        super().check(stage)
         predicting = stage == "predict"
         self._check_columns(predicting)
         if self._arrays is None or (not predicting and self._arrays[1] is None):

@@ -17,6 +17,8 @@ from tests.conftest import load_checkpoint, run_linreg, scalars
 QUIET = ("--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "null")
 WEIGHTS = np.array([[2.0, -1.0], [-0.3, 0.1], [0.01, 0.02]])  # 3 features -> 2 targets
 BIAS = np.array([5.0, -3.0])
+FIT = ("fit", "--data", "linreg.FileDataModule", *QUIET)
+PREDICT = ("predict", "--ckpt_path", "lightning_logs/version_0/checkpoints/best.ckpt")
 
 
 def _table(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +85,119 @@ def test_target_column_present_at_predict_time_is_ignored(trained: Path, tmp_pat
 
 
 @pytest.mark.slow
+def test_target_columns_partly_there_or_unknown_are_ignored_to_predict(
+    trained: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    new_x, truth = _table(4, seed=3)
+    _write_csv(tmp_path / "partial.csv", ["a", "b", "c", "price"], np.hstack([new_x, truth[:, :1]]))
+    rows = [f"?,{x[2]:.10g},,{x[0]:.10g},{x[1]:.10g}" for x in new_x]  # rent unknown, price empty
+    (tmp_path / "unknown.csv").write_text("\n".join(["rent,c,price,a,b", *rows]) + "\n")
+    for name in ("partial", "unknown"):
+        run_linreg("predict", "--ckpt_path", "best", "--data.path", f"{name}.csv",
+                   "--predictions", f"{name}_out.csv", cwd=tmp_path)  # fmt: skip
+        header, *_ = (tmp_path / f"{name}_out.csv").read_text().splitlines()
+        assert header == "price,rent"
+        predicted = np.loadtxt(tmp_path / f"{name}_out.csv", delimiter=",", skiprows=1)
+        np.testing.assert_allclose(predicted, truth, rtol=1e-3, atol=0.05)
+
+
+@pytest.fixture(scope="module")
+def trained_default_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a run trained on d.csv (a, b, y) with the default target: the last column."""
+    folder = tmp_path_factory.mktemp("default_target")
+    x, y = _table(200)
+    _write_csv(folder / "d.csv", ["a", "b", "y"], np.hstack([x[:, :2], y[:, :1]]))
+    run_linreg(*FIT, "--data.path", "d.csv", "--trainer.max_epochs", "1", cwd=folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_columns_are_found_by_name_when_the_target_was_the_default(
+    trained_default_target: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(trained_default_target, tmp_path, dirs_exist_ok=True)
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
+    hparams = checkpoint["datamodule_hyper_parameters"]
+    assert (hparams["features"], hparams["target"]) == (["a", "b"], "y")
+    x, _ = _table(6, seed=4)
+    a, b = (f"{v:.10g}" for v in x[:, 0]), (f"{v:.10g}" for v in x[:, 1])
+    layouts = {  # the same rows: no target, an extra last column, the target first and empty
+        "ab": ["a,b", *(f"{i},{j}" for i, j in zip(a, b, strict=True))],
+        "extra": ["b,a,extra", *(f"{v:.10g},{u:.10g},7" for u, v in x[:, :2])],
+        "target_first": ["y,a,b", *(f",{u:.10g},{v:.10g}" for u, v in x[:, :2])],
+    }
+    outputs = []
+    for name, lines in layouts.items():
+        (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
+        run_linreg("predict", "--ckpt_path", "best", "--data.path", f"{name}.csv",
+                   "--predictions", f"{name}_out.csv", cwd=tmp_path)  # fmt: skip
+        outputs.append((tmp_path / f"{name}_out.csv").read_text())
+    assert outputs[0].startswith("y\n") and len(outputs[0].splitlines()) == 7
+    assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("file", "target", "name"),
+    [
+        pytest.param("d.csv", "1", "b", id="csv-index"),
+        pytest.param("d.npy", "0", "column_0", id="npy-index"),
+        pytest.param("d.npy", "-2", "column_2", id="npy-negative-index"),
+    ],
+)
+def test_a_column_index_on_the_command_line_is_the_target(
+    tmp_path: Path, file: str, target: str, name: str
+) -> None:
+    x, _ = _table(100)
+    table = np.hstack([x, x[:, :1]])
+    _write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], table)
+    np.save(tmp_path / "d.npy", table)
+    run_linreg(*FIT, "--data.path", file, "--data.target", target, "--trainer.max_epochs", "1",
+               cwd=tmp_path)  # fmt: skip
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
+    hparams = checkpoint["datamodule_hyper_parameters"]
+    assert hparams["target"] == name and name not in hparams["features"]
+    assert len(hparams["features"]) == 3
+
+
+@pytest.mark.slow
+def test_messy_but_valid_csv_trains(tmp_path: Path) -> None:
+    """A byte-order mark, blank lines (also before the header), quoted numbers and an unused
+    text column with the separator inside quotes: all valid CSV."""
+    x, y = _table(400)
+    rows = [
+        f'"{r[0]:.10g}","Smith, J.",{r[1]:.10g},{r[2]:.10g},{t:.10g}'
+        for r, t in zip(x, y[:, 0], strict=True)
+    ]
+    text = "\n".join(["", "", "a,name,b,c,y", "", *rows[:200], "", *rows[200:]]) + "\n"
+    (tmp_path / "messy.csv").write_text(text, encoding="utf-8-sig")
+    result = run_linreg(*FIT, "--data.path", "messy.csv", "--data.features", "[a, b, c]",
+                        cwd=tmp_path)  # fmt: skip
+    assert "val/r2 = 1" in result.stdout
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
+    assert checkpoint["FileDataModule"]["features"] == ["a", "b", "c"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("file", "options"),
+    [
+        pytest.param("d.tsv", (), id="tsv-default"),
+        pytest.param("d.txt", ("--data.delimiter", "\\t"), id="backslash-t"),
+    ],
+)
+def test_tab_separated_files(tmp_path: Path, file: str, options: tuple[str, ...]) -> None:
+    x, y = _table(100)
+    with open(tmp_path / file, "w") as out:
+        out.write("a\tb\tc\ty\n")
+        np.savetxt(out, np.hstack([x, y[:, :1]]), delimiter="\t", fmt="%.10g")
+    run_linreg(*FIT, "--data.path", file, *options, "--trainer.max_epochs", "1", cwd=tmp_path)
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
+    assert checkpoint["FileDataModule"]["features"] == ["a", "b", "c"]
+
+
+@pytest.mark.slow
 def test_test_subcommand_reports_metrics_from_the_checkpoint(trained: Path, tmp_path: Path) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     result = run_linreg("test", "--ckpt_path", "best", "--trainer.enable_progress_bar", "false",
@@ -144,12 +259,31 @@ def test_npy_is_memory_mapped_and_trains(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_npz_with_x_and_y_trains_from_the_command_line(tmp_path: Path) -> None:
+def test_npz_trains_with_chosen_columns_and_predicts_from_x_alone(tmp_path: Path) -> None:
     x, y = _table(1000)
     np.savez(tmp_path / "data.npz", x=x, y=y)
-    result = run_linreg("fit", "--data", "linreg.FileDataModule", "--data.path", "data.npz",
-                        *QUIET, cwd=tmp_path)  # fmt: skip
+    result = run_linreg(*FIT, "--data.path", "data.npz", "--data.features", "[x_0, 1, x_2]",
+                        "--data.target", "y_1", cwd=tmp_path)  # fmt: skip
     assert "val/r2 = 1" in result.stdout
+    new_x, truth = _table(5, seed=5)
+    np.savez(tmp_path / "new.npz", x=new_x)  # no y: enough to predict
+    run_linreg("predict", "--ckpt_path", "best", "--data.path", "new.npz",
+               "--predictions", "out.csv", cwd=tmp_path)  # fmt: skip
+    header, *_ = (tmp_path / "out.csv").read_text().splitlines()
+    assert header == "y_1"
+    predicted = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(predicted, truth[:, 1], rtol=1e-3, atol=0.05)
+
+
+def test_npz_features_and_target_are_honoured(tmp_path: Path) -> None:
+    x, y = _table(50)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    data = FileDataModule(str(tmp_path / "data.npz"), features=["x_0", 2], target="y_0")
+    data.check("fit")
+    assert (data.feature_names, data.target_names) == (["x_0", "x_2"], ["y_0"])
+    features, targets = data.load_arrays()
+    np.testing.assert_allclose(features, x[:, [0, 2]], rtol=1e-6)
+    np.testing.assert_allclose(targets, y[:, :1], rtol=1e-6)
 
 
 # -- bad input: one message, exit status 2, nothing earlier touched -----------------------------
@@ -164,16 +298,43 @@ def _bad_files(folder: Path) -> None:
     _write_csv(folder / "few.csv", ["a", "b", "c", "price", "rent"], np.ones((5, 5)))
     _write_csv(folder / "other_columns.csv", ["a", "b", "d"], np.ones((3, 3)))
     np.save(folder / "cube.npy", np.ones((4, 3, 2)))
+    (folder / "wide.csv").write_text("a,b,c,price,rent\n" + "1,2,3,4,5,6\n" * 50)
+    (folder / "narrow.csv").write_text("a,b,c,price,rent\n1,2,3,4,5\n1,2,3,4\n")
+    (folder / "huge.csv").write_text("a,b,c,price,rent\n1,2,3,4,5\n1,2,1e39,4,5\n")
+    np.save(folder / "huge.npy", np.array([[1.0, 2.0, 3.0], [1.0, -1e39, 3.0]]))
+    (folder / "latin1.csv").write_bytes(
+        "a,b,c,price,rent\n1,2,3,4,5\n\xe9,2,3,4,5\n".encode("latin-1")
+    )
+    (folder / "semicolon.csv").write_text("a;b;c;price;rent\n1;2;3;4;5\n")
+    (folder / "blank_lines.csv").write_text("\n\na,b,c,price,rent\n\n1,2,3,4,5\n\n1,abc,3,4,5\n")
+    (folder / "duplicate.csv").write_text("a,a,c,price,rent\n1,2,3,4,5\n")
+    _write_csv(folder / "partial.csv", ["a", "b", "c", "price"], np.ones((50, 4)))
+    np.savez(folder / "data.npz", x=np.ones((50, 3)), y=np.ones(50))
+    np.savez(folder / "x_only.npz", x=np.ones((50, 3)))
+    np.savez(folder / "no_x.npz", features=np.ones((50, 3)))
     torch.save({"weights": torch.ones(2)}, folder / "foreign.ckpt")
 
 
-FIT = ("fit", "--data", "linreg.FileDataModule", *QUIET)
-PREDICT = ("predict", "--ckpt_path", "lightning_logs/version_0/checkpoints/best.ckpt")
 BAD_INPUTS = [
     pytest.param((*FIT, "--data.path", "missing.csv"), "data file missing.csv does not exist", id="missing-file"),
     pytest.param((*FIT, "--data.path", "empty.csv"), "empty.csv is empty", id="empty-file"),
     pytest.param((*FIT, "--data.path", "header_only.csv"), "header_only.csv has a header (a, b, c, price, rent) but no data rows", id="header-only"),
-    pytest.param((*FIT, "--data.path", "houses.csv", "--data.target", "prize"), "has no column 'prize' to use as the target; its columns are: a, b, c, price, rent", id="unknown-target"),
+    pytest.param((*FIT, "--data.path", "houses.csv", "--data.target", "prize"), "has no column 'prize' to use as the target; its columns are: a, b, c, price, rent. Set --data.target.", id="unknown-target"),
+    pytest.param((*FIT, "--data.path", "houses.csv", "--data.target", "7"), "has no column '7' to use as the target; its columns are: a, b, c, price, rent. Set", id="target-index-out-of-range"),
+    pytest.param(("test", "--ckpt_path", "best", "--data.path", "partial.csv"), "partial.csv has no column 'rent' to use as the target; its columns are: a, b, c, price. Set", id="test-without-a-target"),
+    pytest.param((*FIT, "--data.path", "houses.csv", "--data.features", "[a, a]"), "--data.features names column 'a' twice", id="feature-twice"),
+    pytest.param((*FIT, "--data.path", "duplicate.csv"), "duplicate.csv: the header names column 'a' twice", id="header-name-twice"),
+    pytest.param((*FIT, "--data.path", "wide.csv"), "wide.csv, row 1 (line 2) has 6 values but the header has 5 columns", id="rows-wider-than-header"),
+    pytest.param((*FIT, "--data.path", "narrow.csv"), "narrow.csv, row 2 (line 3) has 4 values but the header has 5 columns", id="row-narrower-than-header"),
+    pytest.param((*FIT, "--data.path", "blank_lines.csv"), "blank_lines.csv, row 2 (line 7), column 'b' is not a number: 'abc'", id="blank-lines-not-counted"),
+    pytest.param((*FIT, "--data.path", "huge.csv"), "huge.csv, row 2, column 'c' holds 1e+39, too large for float32", id="csv-beyond-float32"),
+    pytest.param((*FIT, "--data.path", "huge.npy"), "huge.npy, row 2, column 'column_1' holds -1e+39, too large for float32", id="npy-beyond-float32"),
+    pytest.param((*FIT, "--data.path", "latin1.csv"), "latin1.csv is not UTF-8 text. Save it as UTF-8", id="not-utf8"),
+    pytest.param((*FIT, "--data.path", "semicolon.csv"), "found only one column in the header 'a;b;c;price;rent'; is the separator ';'? Set --data.delimiter ';'.", id="wrong-separator"),
+    pytest.param((*FIT, "--data.path", "houses.csv", "--data.delimiter", ";;"), "--data.delimiter must be one character", id="delimiter-two-characters"),
+    pytest.param((*FIT, "--data.path", "data.npz", "--data.target", "nonsense"), "data.npz has no column 'nonsense' to use as the target; its columns are: x_0, x_1, x_2, y.", id="npz-unknown-target"),
+    pytest.param((*FIT, "--data.path", "x_only.npz"), "x_only.npz has no column 'y' to use as the target", id="npz-fit-without-y"),
+    pytest.param((*FIT, "--data.path", "no_x.npz"), "linreg: error: no_x.npz must hold an array named 'x' (the features)", id="npz-without-x"),
     pytest.param((*FIT, "--data.path", "houses.csv", "--data.features", "[a, z]"), "has no feature column 'z'; its columns are: a, b, c, price, rent", id="unknown-feature"),
     pytest.param((*FIT, "--data.path", "words.csv"), "words.csv, row 2 (line 3), column 'b' is not a number: 'abc'", id="non-numeric"),
     pytest.param((*FIT, "--data.path", "holes.csv"), "holes.csv has 2 missing or infinite value(s) (NaN/inf); the first is in row 2, column 'b'", id="nan-inf"),
