@@ -486,7 +486,7 @@ def _columns(table: np.ndarray, columns: list[int]) -> np.ndarray:
 
 
 def _read_csv(path: Path, schema: Schema, names: list[str], delimiter: str) -> np.ndarray:
-    """The columns ``names`` as float64, parsed by the csv module and NumPy, chunk by chunk.
+    """The columns ``names`` as float64, parsed with the csv module, chunk by chunk.
 
     Only these columns must hold numbers; every row must have as many values as the header.
     Rows are counted from the first after the header; blank lines are skipped, not counted.
@@ -505,7 +505,7 @@ def _read_csv(path: Path, schema: Schema, names: list[str], delimiter: str) -> n
                 )
             cells = [[row[i] for i in used] for row in chunk]
             try:
-                chunks.append(np.array(cells).astype(np.float64))
+                chunks.append(np.array(cells, dtype=np.float64))
             except ValueError:
                 row, column = _bad_cell(cells)
                 cell = cells[row][column]
@@ -519,11 +519,11 @@ def _read_csv(path: Path, schema: Schema, names: list[str], delimiter: str) -> n
 
 
 def _bad_cell(cells: list[list[str]]) -> tuple[int, int]:
-    """Row and column of the first cell that is not a number (as NumPy reads numbers)."""
+    """Row and column of the first cell that is not a number (NumPy reads them with float)."""
     for row, values in enumerate(cells):
         for column, cell in enumerate(values):
             try:
-                np.array(cell).astype(np.float64)
+                float(cell)
             except ValueError:
                 return row, column
     raise AssertionError("every cell is a number")
