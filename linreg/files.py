@@ -154,8 +154,11 @@ class FileDataModule(ArrayDataModule):
             self.check_split_sizes(len(self._arrays[0]), source=self.source)
 
     def load_arrays(self) -> tuple[Array, Array | None]:
-        """The feature and target columns as :meth:`check` read them (by default: the targets
-        when the file has them), checked for non-numeric and non-finite values."""
+        """The feature and target columns, checked: numbers, finite, within float32.
+
+        As :meth:`check` read them for its stage; before that, with the targets if the file has
+        them.
+        """
         if self._arrays is None:
             self.check("predict" if self.schema.missing(self.schema.targets) else "fit")
         assert self._arrays is not None
@@ -360,8 +363,7 @@ def _repeated(names: list[str]) -> str | None:
 
 @contextmanager
 def _csv_reader(path: Path, delimiter: str) -> Iterator[Any]:
-    """A ``csv.reader`` over the file (a UTF-8 byte-order mark is skipped); text that is not
-    UTF-8 or not CSV ends in a clear message."""
+    """A ``csv.reader`` over the file, past a UTF-8 byte-order mark; non-UTF-8 text is refused."""
     reader = None
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
@@ -408,7 +410,7 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
 def _open_npy(path: Path) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         raise UserInputError(f"{path} is not a readable .npy array ({error}).") from error
     if array.ndim != 2:
         raise UserInputError(
@@ -423,7 +425,10 @@ def _open_npy(path: Path) -> np.ndarray:
 def _open_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Arrays ``x`` and ``y`` (``None`` when absent: such a file can only be predicted on)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array; save named arrays with np.savez(path, x=, y=)")
+        with archive:
             names = archive.files
             x, y = (archive[name] if name in names else None for name in ("x", "y"))
     except (ValueError, OSError, zipfile.BadZipFile) as error:
@@ -454,8 +459,10 @@ def _numeric(path: Path, array: np.ndarray, what: str) -> np.ndarray:
 
 
 def _load(path: Path, schema: Schema, delimiter: str, targets: bool) -> tuple[Array, Array | None]:
-    """The feature and (if ``targets``) target columns: tensors for CSV and ``.npz``, views of
-    the memory-mapped file for ``.npy``; checked: numbers, finite, within float32."""
+    """The feature and (if ``targets``) target columns, checked.
+
+    Tensors for CSV and ``.npz``; for ``.npy``, views of the memory-mapped file.
+    """
     names = schema.features + (schema.targets if targets else [])
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
@@ -538,8 +545,10 @@ def _row(path: Path, delimiter: str, row: int) -> str:
 
 
 def _check_finite(path: Path, table: np.ndarray, used: list[int], names: list[str]) -> None:
-    """Fail on NaN or infinite values in the ``used`` columns (how many, and the first), and on
-    values too large for float32, the precision the model trains in."""
+    """Fail on NaN/inf in the ``used`` columns (how many, the first) or on values beyond float32.
+
+    float32 is the precision the model trains in: a larger value would become inf there.
+    """
     bad_count, first, too_large = 0, None, None
     for start in range(0, len(table), CHUNK_ROWS):
         chunk = np.asarray(table[start : start + CHUNK_ROWS][:, used])

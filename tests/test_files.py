@@ -370,6 +370,15 @@ def test_errors_name_the_file_and_columns_in_python_too(tmp_path: Path) -> None:
         UserInputError, match=r"has no feature column 'x3'; its columns are: x1, x2, y"
     ):
         FileDataModule(str(tmp_path / "d.csv"), features=["x1", "x3"]).check("fit")
+    np.save(tmp_path / "words.npy", np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(UserInputError, match=r"holds <U1 values; linreg needs numbers"):
+        FileDataModule(str(tmp_path / "words.npy")).check("fit")
+    np.save(tmp_path / "one.npy", np.ones((50, 3)))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    with pytest.raises(
+        UserInputError, match=r"one.npz is not a readable .npz archive \(it holds one"
+    ):
+        FileDataModule(str(tmp_path / "one.npz")).check("fit")
     with pytest.raises(UserInputError, match=r"unsupported file type '\.parquet'"):
         (tmp_path / "d.parquet").write_bytes(b"PAR1")
         _ = FileDataModule(str(tmp_path / "d.parquet")).num_features
