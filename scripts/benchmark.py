@@ -21,6 +21,7 @@ Run:
   .venv/bin/python scripts/benchmark.py --scale         # linreg, N = 1e5, 1e6, 1e7 (x 16)
   .venv/bin/python scripts/benchmark.py --seed-task     # `linreg fit` vs the tutorial's script
   .venv/bin/python scripts/benchmark.py --memmap 30000000  # train on a 2 GB .npy, peak memory
+  .venv/bin/python scripts/benchmark.py --csv 1000000   # read and check a CSV file
 """
 
 from __future__ import annotations
@@ -357,6 +358,35 @@ def memmap_file(rows: int, features: int = 16) -> dict[str, float]:
             "peak_anon_mb": peak["RssAnon"], "peak_rss_mb": peak["VmRSS"]}  # fmt: skip
 
 
+def csv_read(rows: int) -> dict[str, float]:
+    """Seconds to read and check a CSV of ``rows`` x 6 numbers, and the same with a text column.
+
+    Numbers only go through NumPy's C parser; a text column sends the file to the csv module.
+    """
+    from linreg import FileDataModule
+
+    generator = np.random.default_rng(0)
+    table = generator.random((rows, 6))
+    result: dict[str, float] = {"rows": rows}
+    with tempfile.TemporaryDirectory() as folder:
+        for case, header, text in (
+            ("numbers_only", "a,b,c,d,e,y", ""),
+            ("text_column", "id,a,b,c,d,e,y", "r,"),
+        ):
+            path = Path(folder) / f"{case}.csv"
+            with open(path, "w") as file:
+                file.write(header + "\n")
+                file.writelines(text + ",".join(f"{v:.8g}" for v in row) + "\n" for row in table)
+            started = time.perf_counter()
+            FileDataModule(str(path), features=["a", "b", "c", "d", "e"]).check("fit")
+            result[f"{case}_seconds"] = time.perf_counter() - started
+            result[f"{case}_mb"] = path.stat().st_size / 2**20
+    numbers, text = result["numbers_only_seconds"], result["text_column_seconds"]
+    print(f"read and check {rows:,} rows x 6 columns ({result['numbers_only_mb']:.0f} MB): "
+          f"numbers only {numbers:.2f} s, with a text column {text:.2f} s")  # fmt: skip
+    return result
+
+
 def _status_mb(pid: int, key: str) -> float:
     """A memory figure of a running process from /proc (0 once it has exited)."""
     try:
@@ -417,6 +447,7 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="linreg at N = 1e5, 1e6, 1e7")
     parser.add_argument("--seed-task", action="store_true", help="linreg fit vs the tutorial")
     parser.add_argument("--memmap", type=int, metavar="ROWS", help="train on a .npy of ROWS rows")
+    parser.add_argument("--csv", type=int, metavar="ROWS", help="read a CSV of ROWS rows")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 8192])
@@ -437,6 +468,8 @@ def main() -> None:
         report["seed_task_seconds"] = seed_task(args.repeats)
     elif args.memmap:
         report["memmap"] = memmap_file(args.memmap)
+    elif args.csv:
+        report["csv"] = csv_read(args.csv)
     elif args.scale:
         sizes = [10_000, 100_000] if args.quick else [100_000, 1_000_000, 10_000_000]
         report["scale"] = scale(sizes, 16, args.batch_sizes[-1] if not args.quick else 1024)
