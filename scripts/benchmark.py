@@ -399,7 +399,7 @@ def _status_mb(pid: int, key: str) -> float:
 
 def seed_task(repeats: int) -> dict[str, float]:
     """Wall time of `linreg fit` (defaults) against the tutorial's 30,000-step script."""
-    baseline = REPO.parent / "shared" / "baseline" / "seed_plain_pytorch.py"
+    baseline = REPO / "scripts" / "tutorial_baseline.py"
     linreg = str(Path(sys.executable).with_name("linreg"))
     commands = {
         "tutorial": [sys.executable, str(baseline)],
