@@ -1,14 +1,17 @@
 """How fast is linreg's Lightning training path next to a hand-written PyTorch loop?
 
 In one process, on the same synthetic data, with the same optimizer (SGD), learning rate,
-batch size and number of steps, it times three ways of training ``nn.Linear``:
+batch size and number of steps, it times four ways of training ``nn.Linear``:
 
   (a) hand   a hand-written loop: a permutation per epoch, batches by slicing, no Lightning;
   (b) linreg linreg's LinearRegression + data path in a Lightning Trainer, with what `linreg
-             fit` adds by default: TensorBoard logging every 10 steps, the progress bar,
+             fit` adds by default: TensorBoard logging every 25 steps, the progress bar,
              DivergenceGuard, ParameterLogger, OptimumGap, FitPlot, HParamsMetrics;
   (c) naive  Lightning as a newcomer writes it: DataLoader(TensorDataset(...), shuffle=True)
-             and self.log on every step.
+             and self.log on every step;
+  (d) floor  (b) without a logger, callbacks or progress bar: what Lightning's training loop
+             itself costs around linreg's model and data path, the most any Lightning run
+             of them can reach.
 
 The timed part starts after a warm-up of a few steps. It prints samples/s, the ratio (b)/(a),
 the final training MSE of each (a and b take the very same steps, so theirs agree to float
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import platform
@@ -116,21 +120,28 @@ def hand_written(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer
     return model
 
 
-def linreg_path(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
+def linreg_path(
+    x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer, extras: bool = True
+) -> nn.Linear:
     """(b) linreg's LinearRegression and data path with `linreg fit`'s logging and callbacks."""
     model = LinearRegression(x.shape[1], 1, optimizer=lambda p: torch.optim.SGD(p, lr=LR))
     model.linear.load_state_dict(initial_model(x.shape[1]).state_dict())
     data = TensorDataModule(x.cpu(), y.cpu(), batch_size, val_fraction=0.0, test_fraction=0.0)
     with tempfile.TemporaryDirectory() as logs:
-        logger = RunLogger(logs, name="bench", default_hp_metric=False)
+        logger = RunLogger(logs, name="bench", default_hp_metric=False) if extras else None
         callbacks = [
             TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE),  # as `linreg fit` sets them
             *(callback() for callback in SWITCHABLE_CALLBACKS.values()),
         ]
-        trainer = _trainer(steps, timer, logger, callbacks)
+        trainer = _trainer(steps, timer, logger, callbacks if extras else None)
         trainer.log_every_n_steps = TRAINER_DEFAULTS["log_every_n_steps"]
         trainer.fit(model, data)
     return model.linear
+
+
+def lightning_floor(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Timer) -> nn.Linear:
+    """(d) (b) with nothing added: no logger, no callbacks, no progress bar."""
+    return linreg_path(x, y, batch_size, steps, timer, extras=False)
 
 
 class NaiveRegression(pl.LightningModule):
@@ -160,13 +171,17 @@ def naive_lightning(x: Tensor, y: Tensor, batch_size: int, steps: int, timer: Ti
 
 
 def _trainer(
-    steps: int, timer: Timer, logger: TensorBoardLogger, callbacks: list[pl.Callback] | None = None
+    steps: int,
+    timer: Timer,
+    logger: TensorBoardLogger | None,
+    callbacks: list[pl.Callback] | None = None,
 ) -> pl.Trainer:
     return pl.Trainer(
         max_steps=steps,
         max_epochs=-1,
-        logger=logger,
+        logger=logger if logger is not None else False,
         callbacks=[TimerCallback(timer), *(callbacks or [])],
+        enable_progress_bar=logger is not None,
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -255,6 +270,7 @@ CASES: dict[str, Callable[..., nn.Linear]] = {
     "hand": hand_written,
     "linreg": linreg_path,
     "naive": naive_lightning,
+    "floor": lightning_floor,
 }
 
 
@@ -458,6 +474,8 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_float32_matmul_precision("highest")
+    for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: ..." for every run
+        logging.getLogger(name).setLevel(logging.WARNING)
     report: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
         + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"),

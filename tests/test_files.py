@@ -72,6 +72,23 @@ def test_csv_round_trip_three_features_two_targets(trained: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ddp
+def test_predictions_keep_row_order_and_count_under_ddp(trained: Path, tmp_path: Path) -> None:
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    new_x, truth = _table(11, seed=4)  # odd: the two processes get 6 and 5 rows
+    _write_csv(tmp_path / "eleven.csv", ["a", "b", "c"], new_x)
+    result = run_linreg(*PREDICT, "--data.path", "eleven.csv", "--predictions", "ddp.csv",
+                        "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                        "--trainer.strategy", "ddp", cwd=tmp_path)  # fmt: skip
+    assert result.stdout.count("wrote 11 predictions") == 1
+    header, *rows = (tmp_path / "ddp.csv").read_text().splitlines()
+    assert header == "price,rent" and len(rows) == 11
+    predicted = np.array([[float(v) for v in row.split(",")] for row in rows])
+    np.testing.assert_allclose(predicted, truth, rtol=1e-3, atol=0.05)  # row i is input row i
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".ddp.csv")]
+
+
+@pytest.mark.slow
 def test_target_column_present_at_predict_time_is_ignored(trained: Path, tmp_path: Path) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     new_x, truth = _table(5, seed=2)
