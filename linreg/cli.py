@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
@@ -63,7 +65,9 @@ class LinRegParser(LightningArgumentParser):
         config = _option_value(sys.argv[1:], "--config")
         if config and problem.startswith("the config file"):
             problem = problem.replace("the config file", f"--config {config}", 1)
-        print(f"linreg: error: {problem} (see: linreg --help)", file=sys.stderr)
+        subcommand = next((a for a in sys.argv[1:] if a in LinRegCLI.subcommands()), None)
+        help_command = f"linreg {subcommand} --help" if subcommand else "linreg --help"
+        print(f"linreg: error: {problem} (see: {help_command})", file=sys.stderr)
         sys.exit(2)
 
 
@@ -99,7 +103,8 @@ class LinRegCLI(LightningCLI):
         """Parse; with ``--ckpt_path``, the checkpoint's model and data settings are the defaults.
 
         So ``linreg predict --ckpt_path C --data.path new.csv`` rebuilds the model and the data
-        module from the checkpoint alone, and whatever the command line gives wins.
+        module from the checkpoint alone, and whatever the command line gives wins. A fit that
+        continues a run also starts from that run's ``config.yaml`` (epochs, callbacks, seed).
         """
         self._args = args
         argv = (
@@ -117,7 +122,11 @@ class LinRegCLI(LightningCLI):
             # (seed, noise, ...) over to it.
             self._parser(subcommand).set_defaults({"data": None})
         if subcommand and ckpt_path:
-            self._use_checkpoint(subcommand, ckpt_path, _peek_runs_folder(argv))
+            self._use_checkpoint(subcommand, ckpt_path, _peek_run_folder(argv))
+            run_config = _run_config(self._checkpoint) if subcommand == "fit" else None
+            if run_config is not None:  # the run's own settings first; the command line wins
+                at = argv.index(subcommand) + 1
+                args = self._args = [*argv[:at], "--config", str(run_config), *argv[at:]]
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
@@ -127,7 +136,7 @@ class LinRegCLI(LightningCLI):
         if not ckpt_path:
             return
         if not self._checkpoint_resolved:  # ckpt_path came from a config file: same, after the fact
-            self._use_checkpoint(subcommand, ckpt_path, _runs_folder(self.config[subcommand]))
+            self._use_checkpoint(subcommand, ckpt_path, _run_folder(self.config[subcommand]))
             super().parse_arguments(self.parser, self._args)
         config = self.config[subcommand]
         config.ckpt_path = str(self._checkpoint) if self._checkpoint is not None else None
@@ -135,7 +144,11 @@ class LinRegCLI(LightningCLI):
             _continue_in_run_folder(config, self._checkpoint)
 
     def _use_checkpoint(self, subcommand: str, ckpt_path: str, runs: Path | None) -> None:
-        """Resolve ``ckpt_path``, load it safely, make its settings the subcommand's defaults."""
+        """Resolve ``ckpt_path``, load it safely, make its settings the subcommand's defaults.
+
+        ``runs`` is where ``last``/``best`` are looked for: a named run's folder, or the folder
+        of all runs.
+        """
         self._checkpoint = _resolve_checkpoint(subcommand, ckpt_path, runs)
         if self._checkpoint is not None:
             checkpoint = self._checkpoint_content = load_checkpoint(self._checkpoint)
@@ -162,6 +175,8 @@ class LinRegCLI(LightningCLI):
             _check_predictions_path(config.get("predictions"))
         if subcommand == "fit" and self._checkpoint is None:
             _check_new_run_folder(config)
+        if subcommand == "fit" and self._checkpoint and self._checkpoint_content is not None:
+            _check_epochs_left(self._checkpoint, self._checkpoint_content, config.trainer)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         """Drop switched-off callbacks; add the atomic checkpoint writer and a light progress bar.
@@ -279,9 +294,12 @@ def _check_optimizer(model: LightningModule, data: Any) -> None:
     if not callable(build_optimizer):
         return
     copies = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]
+    for copy in copies:
+        copy.grad = torch.zeros_like(copy)
     try:
         optimizer = build_optimizer(copies)
-    except (ValueError, TypeError) as error:
+        optimizer.step(lambda: torch.zeros(()))  # one step: e.g. SparseAdam refuses dense grads
+    except (ValueError, TypeError, RuntimeError) as error:
         raise UserInputError(f"--model.optimizer: {error}") from error
     if not callable(build_scheduler):
         return
@@ -328,19 +346,41 @@ def _option_value(argv: list[str], option: str) -> str | None:
     return None
 
 
-def _peek_runs_folder(argv: list[str]) -> Path:
-    """The logger's runs folder as the command line sets it (``./lightning_logs`` by default)."""
-    save_dir = _option_value(argv, "--trainer.logger.init_args.save_dir") or "."
-    return Path(save_dir) / (
-        _option_value(argv, "--trainer.logger.init_args.name") or "lightning_logs"
-    )
+def _peek_run_folder(argv: list[str]) -> Path:
+    """Where ``last``/``best`` are looked for, as the command line (or its ``--config``) says.
+
+    The named run's folder with ``--trainer.logger.init_args.version``, else the folder of all
+    runs (``./lightning_logs`` by default).
+    """
+    logger: dict[str, Any] = {}
+    config = _option_value(argv, "--config")
+    if config and Path(config).is_file():
+        with contextlib.suppress(yaml.YAMLError, AttributeError, TypeError):
+            logger = yaml.safe_load(Path(config).read_text())["trainer"]["logger"]["init_args"]
+    options = {
+        key: _option_value(argv, f"--trainer.logger.init_args.{key}") or logger.get(key)
+        for key in ("save_dir", "name", "version")
+    }
+    runs = Path(options["save_dir"] or ".") / (options["name"] or "lightning_logs")
+    return _named_run(runs, options["version"])
+
+
+def _named_run(runs: Path, version: Any) -> Path:
+    if version in (None, ""):
+        return runs
+    return runs / (f"version_{version}" if isinstance(version, int) else str(version))
 
 
 def _resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Path | None:
     """A path; for ``last``/``best``, that file in the newest run folder that has one."""
     if ckpt_path not in ("last", "best"):
         return Path(ckpt_path)
-    found = find_checkpoint(runs, f"{ckpt_path}.ckpt") if runs else None
+    found = None
+    if runs is not None and (runs / "checkpoints").is_dir():  # a named run
+        found = runs / "checkpoints" / f"{ckpt_path}.ckpt"
+        found = found if found.is_file() else None
+    elif runs is not None:
+        found = find_checkpoint(runs, f"{ckpt_path}.ckpt")
     if found is None and subcommand == "fit":
         print(f"linreg: no {ckpt_path}.ckpt under {runs}: starting a new run.", file=sys.stderr)
     elif found is None:
@@ -382,11 +422,37 @@ def _runs_folder(config: Namespace) -> Path | None:
     return Path(args.save_dir) / args.name if args is not None else None
 
 
+def _run_folder(config: Namespace) -> Path | None:
+    """The named run's folder if the logger names one, else the folder of all runs."""
+    args, runs = _logger_args(config), _runs_folder(config)
+    return _named_run(runs, args.get("version")) if args is not None and runs else runs
+
+
+def _run_config(checkpoint: Path | None) -> Path | None:
+    """The ``config.yaml`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``)."""
+    if checkpoint is None or checkpoint.parent.name != "checkpoints":
+        return None
+    config = checkpoint.parent.parent / "config.yaml"
+    return config if config.is_file() else None
+
+
+def _check_epochs_left(checkpoint: Path, content: dict[str, Any], trainer: Namespace) -> None:
+    """Continuing a run needs epochs left to train: fail before the run's folder is touched."""
+    progress = content.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    done = progress.get("current", {}).get("processed", content.get("epoch", 0) + 1)
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs not in (None, -1) and trainer.get("max_steps", -1) == -1 and done >= max_epochs:
+        raise UserInputError(
+            f"{checkpoint} has already trained {done} epoch(s) and --trainer.max_epochs is "
+            f"{max_epochs}: nothing is left to train. Give a larger --trainer.max_epochs."
+        )
+
+
 def _continue_in_run_folder(config: Namespace, checkpoint: Path) -> None:
     """Log a resumed run into the folder of the run it continues (``.../version_N/checkpoints``)."""
     args = _logger_args(config)
     runs = _runs_folder(config)
-    if args is None or runs is None or args.get("version") is not None:
+    if args is None or runs is None:
         return
     run_dir = checkpoint.resolve().parent.parent
     if checkpoint.parent.name == "checkpoints" and run_dir.parent == runs.resolve():

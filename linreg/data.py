@@ -14,6 +14,7 @@ from linreg.batching import Array, ArrayDataset, BatchTransform, batch_loader, i
 from linreg.errors import UserInputError
 
 SPLITS = ("train", "val", "test")
+FLOAT32_SQUARE_LIMIT = 1e18  # a squared error of 1e36 is still below float32's 3.4e38
 
 
 def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
@@ -243,6 +244,13 @@ class SyntheticDataModule(ArrayDataModule):
             )
         if noise < 0:
             raise UserInputError(f"noise is a standard deviation and must be >= 0, got {noise}.")
+        largest = sum(abs(w) for w in weights) + abs(bias) + 6 * noise  # the targets' bound
+        if not largest <= FLOAT32_SQUARE_LIMIT:
+            raise UserInputError(
+                f"weight, bias and noise make targets up to {largest:.3g}, whose squares overflow "
+                f"float32, the precision linreg trains in: keep them below "
+                f"{FLOAT32_SQUARE_LIMIT:.0e} (change the units)."
+            )
         self.check_split_sizes(n_samples, source=f"n_samples={n_samples}")
         self.n_samples, self.n_features, self.noise = n_samples, n_features, noise
         self.true_weight = torch.tensor([weights], dtype=torch.float32)

@@ -153,10 +153,43 @@ def test_bad_values_and_settings_are_clear_value_errors(fitted) -> None:
         ({"lr": 0.0}, "lr must be a positive number"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"max_epochs": 0}, "max_epochs must be a positive integer"),
-        ({"lr": 5.0, "momentum": 0.0, "max_epochs": 2}, "training diverged"),
     ]:
         with pytest.raises(ValueError, match=match):
             LinearRegressor(**settings).fit(x, y)
+    with (  # 3 retries, all diverge
+        pytest.warns(RuntimeWarning, match="trying lr 5000"),
+        pytest.raises(ValueError, match=r"training diverged .* also at lr 50"),
+    ):
+        LinearRegressor(lr=5e4, momentum=0.0, max_epochs=2).fit(x, y)
+    for X, Y, match in [
+        (x + 1j, y, "complex values are not supported"),
+        (x, None, "expected an array, got None"),
+        (np.array([["a", "b"]]), [1.0], "expected numbers"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            LinearRegressor().fit(X, Y)
+
+
+def test_a_diverging_first_try_is_retried_at_a_lower_rate() -> None:
+    # polynomial features: mini-batches far more curved than the whole; lr 0.05 diverges
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import PolynomialFeatures
+
+    x, y = load_diabetes(return_X_y=True)
+    pipeline = make_pipeline(PolynomialFeatures(2), StandardScaler(), LinearRegressor())
+    with pytest.warns(RuntimeWarning, match=r"training diverged at lr 0.05 .* trying lr 0.005"):
+        pipeline.fit(x, y)
+    reference = make_pipeline(PolynomialFeatures(2), StandardScaler(), LinearRegression())
+    assert pipeline.score(x, y) == pytest.approx(reference.fit(x, y).score(x, y), abs=0.02)
+
+
+def test_data_without_signal_fits_the_mean() -> None:
+    generator = torch.Generator().manual_seed(1)  # mini-batch noise ends a hair above the start
+    x, y = torch.randn(100, 2, generator=generator), torch.randn(100, generator=generator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = LinearRegressor().fit(x, y)
+    assert np.abs(model.coef_).max() < 0.2
 
 
 def test_quiet_deterministic_and_leaves_global_state(

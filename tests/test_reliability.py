@@ -338,6 +338,32 @@ def test_a_finished_run_is_never_overwritten(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["exp"]
 
 
+@pytest.mark.slow
+def test_continuing_a_named_run_takes_its_checkpoint_and_its_settings(tmp_path: Path) -> None:
+    quiet = ("--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "null")
+    run_linreg("fit", "--trainer.max_epochs", "2", "--model.optimizer.lr", "0.1",
+               "--data.noise", "0.1", "--trainer.logger.init_args.version", "a", *quiet, cwd=tmp_path)  # fmt: skip
+    run_linreg("fit", "--trainer.max_epochs", "2", "--trainer.logger.init_args.version", "b",
+               *quiet, cwd=tmp_path)  # fmt: skip
+    runs = tmp_path / "lightning_logs"
+    other = {p: p.read_bytes() for p in (runs / "b").rglob("*") if p.is_file()}
+    # run b is the newest, but "last" is looked for in the named run a
+    run_linreg("fit", "--trainer.logger.init_args.version", "a", "--trainer.max_epochs", "3",
+               "--ckpt_path", "last", cwd=tmp_path)  # fmt: skip
+    checkpoint = load_checkpoint(runs / "a" / "checkpoints" / "last.ckpt")
+    assert checkpoint["epoch"] == 2  # continued: epochs 0 and 1 before, 2 now
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.1  # a's settings
+    assert checkpoint["datamodule_hyper_parameters"]["noise"] == 0.1
+    assert not (runs / "a" / "fit.png").exists()  # a's switched-off plot stays off
+    assert {p: p.read_bytes() for p in (runs / "b").rglob("*") if p.is_file()} == other
+    before = {p: p.read_bytes() for p in (runs / "a").rglob("*") if p.is_file()}
+    done = run_linreg("fit", "--trainer.logger.init_args.version", "a", "--trainer.max_epochs",
+                      "3", "--ckpt_path", "last", cwd=tmp_path, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert "has already trained 3 epoch(s) and --trainer.max_epochs is 3" in done.stderr
+    assert {p: p.read_bytes() for p in (runs / "a").rglob("*") if p.is_file()} == before
+
+
 EVIL = """
 import os, sys, torch
 class Payload:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -10,9 +11,9 @@ from torch import Tensor
 
 from linreg.errors import UserInputError
 
-# A loss that overflows within this many steps, or starts above HUGE_LOSS, points at the data's
-# scale: a learning rate merely too high takes dozens of steps to overflow float32.
-EARLY_STEPS, HUGE_LOSS = 5, 1e10
+# A loss that starts above HUGE_LOSS points at the data's scale, not the learning rate. A loss
+# that grows GROWTH times above its start (and above 1) is diverging even while still finite.
+HUGE_LOSS, GROWTH = 1e10, 1e6
 
 
 class TrainingDiverged(UserInputError):
@@ -20,14 +21,14 @@ class TrainingDiverged(UserInputError):
 
 
 class DivergenceGuard(Callback):
-    """Watch every training loss without a device sync per step; stop at the first non-finite one.
+    """Watch every training loss without a device sync per step; stop when training diverges.
 
     Each step copies the loss into a small buffer on the device; the buffer is inspected (one
     sync) every ``check_every_n_steps`` steps, before every validation, at the end of every epoch
-    and before any checkpoint is written, so a NaN model never overwrites a good checkpoint. The
-    run then ends with :class:`TrainingDiverged`, which names the step and the learning rate,
-    and suggests standardizing the data when the loss was non-finite from the first steps or
-    huge from the start.
+    and before any checkpoint is written, so a diverged model never overwrites a good checkpoint.
+    Diverged means a NaN or infinite loss, or one a million times above the first loss (and
+    above 1). The run then ends with :class:`TrainingDiverged`, which names the step and the
+    learning rate, and suggests standardizing the data when the loss was huge from the start.
 
     Args:
         check_every_n_steps: inspect the buffer this often (default: the logging interval).
@@ -80,30 +81,34 @@ class DivergenceGuard(Callback):
         """Raise :class:`TrainingDiverged` if a recorded loss is NaN or infinite; else reset."""
         if self._losses is None or self._count == 0:
             return
-        finite = torch.isfinite(self._losses[: self._count])
+        losses = self._losses[: self._count]
         if self._first_loss is None:
-            self._first_loss = float(self._losses[0])
-        if bool(finite.all()):
+            self._first_loss = float(losses[0])
+        ceiling = GROWTH * max(self._first_loss, 1.0)
+        healthy = torch.isfinite(losses) & (losses <= ceiling)
+        if bool(healthy.all()):
             self._first_step, self._count = trainer.global_step, 0
             return
-        bad = int((~finite).nonzero()[0])
+        bad = int((~healthy).nonzero()[0])
         step = self._first_step + bad + 1
-        value = float(self._losses[bad])
+        value = float(losses[bad])
+        became = (
+            f"became {value}"
+            if not math.isfinite(value)
+            else (f"grew from {self._first_loss:.3g} to {value:.3g}")
+        )
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         self._count = 0
         saved = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
             trainer.checkpoint_callback, "best_model_path", ""
         )
         kept = f"the last good checkpoint is kept: {saved}" if saved else "no checkpoint written"
+        why, scale = "", ""
         if not self._first_loss < HUGE_LOSS:
             why = f"; the loss was already {self._first_loss:.3g} at the first step"
-        elif step <= EARLY_STEPS:
-            why = f"; the loss went from {self._first_loss:.3g} to {value} in {step} steps"
-        else:
-            why = ""
-        scale = f", so check the data's scale: {_standardize(trainer.datamodule)}" if why else ""
+            scale = f", so check the data's scale: {_standardize(trainer.datamodule)}"
         raise TrainingDiverged(
-            f"training diverged: the training loss became {value} at step {step} (epoch "
+            f"training diverged: the training loss {became} at step {step} (epoch "
             f"{trainer.current_epoch}) with learning rate {lr:g}. Try a smaller learning rate, "
             f"e.g. --model.optimizer.lr {lr / 10:g}{why}{scale}; {kept}."
         )

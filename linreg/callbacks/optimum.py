@@ -111,9 +111,13 @@ class OptimumGap(Callback):
         gaps = self.gaps(pl_module)
         reached = float(self.optimum_objective + gaps["optimum/train_excess"])
         optimizer = type(trainer.optimizers[0]).__name__ if trainer.optimizers else "Training"
+        what, exact = ("MSE", "least-squares")
+        if getattr(pl_module, "l2", 0):  # the objective includes the penalty: say so
+            what, exact = ("MSE + L2 penalty", "ridge")
         print(
-            f"{optimizer} reached {reached:.6g}, the exact least-squares optimum is "
-            f"{float(self.optimum_objective):.6g} (gap {float(gaps['optimum/train_excess']):.3g}).",
+            f"{optimizer} reached a training {what} of {reached:.6g}; the exact {exact} optimum "
+            f"is {float(self.optimum_objective):.6g} (gap "
+            f"{float(gaps['optimum/train_excess']):.3g}).",
             flush=True,
         )
 
