@@ -25,6 +25,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from linreg.errors import UserInputError
 
+LIGHTNING_KEYS = {"state_dict", "pytorch-lightning_version"}  # what restoring a run reads
+
 
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint``, with ``last.ckpt`` rewritten at the end of every epoch.
@@ -111,9 +113,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     """
     file = Path(path)
     if file.is_dir():
+        inside = sorted(file.rglob("*.ckpt"), key=lambda path: path.stat().st_mtime)
+        example = f", e.g. {inside[-1]}" if inside else " (it holds none)"
         raise UserInputError(
-            f"checkpoint {file} is a folder; give the path of a .ckpt file in it, e.g. "
-            f"{file / 'checkpoints' / 'last.ckpt'}, or --ckpt_path last."
+            f"checkpoint {file} is a folder; give the path of a .ckpt file{example}, or "
+            f"--ckpt_path last."
         )
     if not file.is_file():
         raise UserInputError(
@@ -135,18 +139,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{type(error).__name__}). Give a .ckpt file written by `linreg fit`, completely "
             f"written."
         ) from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not set(checkpoint) >= LIGHTNING_KEYS:
         raise UserInputError(
-            f"{file} is not a linreg checkpoint (no model state in it). Give a .ckpt file "
-            f"written by `linreg fit`."
+            f"{file} is not a linreg checkpoint (no Lightning model state in it). Give a .ckpt "
+            f"file written by `linreg fit`."
         )
     return checkpoint
 
 
-def find_checkpoint(runs: Path, name: str = "last.ckpt") -> Path | None:
-    """The most recently written ``version_*/checkpoints/<name>`` under ``runs``."""
-    candidates = list(runs.glob(f"*/checkpoints/{name}"))
-    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+def newest_run(runs: Path) -> Path | None:
+    """The run folder under ``runs`` whose checkpoints were written last."""
+    written = [p for p in runs.glob("*/checkpoints/*.ckpt") if not p.name.startswith(".")]
+    return max(written, key=lambda path: path.stat().st_mtime).parent.parent if written else None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -23,8 +23,8 @@ from linreg.callbacks import DivergenceGuard, PredictionWriter, TrainingInsights
 from linreg.checkpointing import (
     AtomicCheckpointIO,
     RunCheckpoint,
-    find_checkpoint,
     load_checkpoint,
+    newest_run,
 )
 from linreg.errors import UserInputError, find_user_error, one_line
 from linreg.model import DEFAULT_LR, LinearRegression
@@ -111,7 +111,7 @@ class LinRegCLI(LightningCLI):
             list(args) if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else []
         )
         subcommand = next((arg for arg in argv if arg in self.subcommands()), None)
-        ckpt_path = _option_value(argv, "--ckpt_path")
+        ckpt_path = _option_value(argv, "--ckpt_path") or _peek_config(argv).get("ckpt_path")
         self._checkpoint_resolved = bool(subcommand and ckpt_path)
         self._checkpoint: Path | None = None
         self._checkpoint_content: dict[str, Any] | None = None
@@ -225,6 +225,7 @@ class LinRegCLI(LightningCLI):
             )
         if self.subcommand == "fit":
             _check_optimizer(self.model, self.datamodule)
+            _check_intercept(self.model, self.datamodule)
         if self.subcommand != "predict":
             return
         output = Path(self.config[self.subcommand].predictions)
@@ -277,14 +278,33 @@ def _check_checkpoint_fits(
     state = checkpoint.get(type(data).__qualname__)
     if state and callable(getattr(data, "load_state_dict", None)):
         data.load_state_dict(state)  # file data names the columns it misses
-    for name, expected in model.state_dict().items():
-        saved = checkpoint["state_dict"].get(name)
+    weights, needed = checkpoint["state_dict"], model.state_dict()
+    if set(weights) != set(needed):
+        raise UserInputError(
+            f"{path} is not a checkpoint of {type(model).__name__}: it holds "
+            f"{', '.join(sorted(weights)) or 'no weights'}, the model has "
+            f"{', '.join(sorted(needed))}. Give a checkpoint written by `linreg fit`, or choose "
+            f"the model class it was trained with (--model)."
+        )
+    for name, expected in needed.items():
+        saved = weights[name]
         if isinstance(saved, torch.Tensor) and saved.shape != expected.shape:
             raise UserInputError(
                 f"{path} was trained on data of another shape: its {name} has shape "
                 f"{list(saved.shape)}, but this data gives {list(expected.shape)} "
                 f"(features and targets differ). Use data with the columns it was trained on."
             )
+
+
+def _check_intercept(model: LightningModule, data: Any) -> None:
+    """A line through the origin cannot be fitted to centred features."""
+    linear = getattr(model, "linear", None)
+    if linear is not None and linear.bias is None and getattr(data, "normalize", False):
+        raise UserInputError(
+            "--model.fit_intercept false fits a line through the origin, but --data.normalize "
+            "(on by default) centres the features, which puts an intercept back: add "
+            "--data.normalize false."
+        )
 
 
 def _check_optimizer(model: LightningModule, data: Any) -> None:
@@ -353,16 +373,26 @@ def _peek_run_folder(argv: list[str]) -> Path:
     runs (``./lightning_logs`` by default).
     """
     logger: dict[str, Any] = {}
-    config = _option_value(argv, "--config")
-    if config and Path(config).is_file():
-        with contextlib.suppress(yaml.YAMLError, AttributeError, TypeError):
-            logger = yaml.safe_load(Path(config).read_text())["trainer"]["logger"]["init_args"]
+    with contextlib.suppress(KeyError, TypeError):
+        logger = dict(_peek_config(argv)["trainer"]["logger"]["init_args"])
     options = {
         key: _option_value(argv, f"--trainer.logger.init_args.{key}") or logger.get(key)
         for key in ("save_dir", "name", "version")
     }
     runs = Path(options["save_dir"] or ".") / (options["name"] or "lightning_logs")
     return _named_run(runs, options["version"])
+
+
+def _peek_config(argv: list[str]) -> dict[str, Any]:
+    """The ``--config`` file given on the command line, read ahead of parsing (else empty)."""
+    config = _option_value(argv, "--config")
+    if not config or not Path(config).is_file():
+        return {}
+    try:
+        content = yaml.safe_load(Path(config).read_text())
+    except yaml.YAMLError:
+        return {}  # the parser reports it
+    return content if isinstance(content, dict) else {}
 
 
 def _named_run(runs: Path, version: Any) -> Path:
@@ -372,23 +402,25 @@ def _named_run(runs: Path, version: Any) -> Path:
 
 
 def _resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Path | None:
-    """A path; for ``last``/``best``, that file in the newest run folder that has one."""
+    """A path; ``last``/``best`` name that file of the named run, or else of the newest run."""
     if ckpt_path not in ("last", "best"):
         return Path(ckpt_path)
-    found = None
-    if runs is not None and (runs / "checkpoints").is_dir():  # a named run
-        found = runs / "checkpoints" / f"{ckpt_path}.ckpt"
-        found = found if found.is_file() else None
-    elif runs is not None:
-        found = find_checkpoint(runs, f"{ckpt_path}.ckpt")
-    if found is None and subcommand == "fit":
-        print(f"linreg: no {ckpt_path}.ckpt under {runs}: starting a new run.", file=sys.stderr)
-    elif found is None:
-        raise UserInputError(
-            f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt under {runs}. Train first with "
-            f"`linreg fit`, or give the path of a checkpoint."
-        )
-    return found
+    run = runs if runs is not None and (runs / "checkpoints").is_dir() else None
+    if run is None and runs is not None:
+        run = newest_run(runs)
+    found = run / "checkpoints" / f"{ckpt_path}.ckpt" if run is not None else None
+    if found is not None and found.is_file():
+        return found
+    if run is not None:
+        why = " (it had no validation split to pick a best by)" if ckpt_path == "best" else ""
+        problem = f"the run {run} has no {ckpt_path}.ckpt{why}"
+        advice = "give another checkpoint's path" + (" or --ckpt_path last" if why else "")
+    else:
+        problem, advice = f"no run with checkpoints under {runs}", "train first with `linreg fit`"
+    if subcommand == "fit":
+        print(f"linreg: --ckpt_path {ckpt_path}: {problem}: starting a new run.", file=sys.stderr)
+        return None
+    raise UserInputError(f"--ckpt_path {ckpt_path}: {problem}; {advice}.")
 
 
 def _class_config(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -480,7 +512,7 @@ def main(args: ArgsType = None) -> None:
             seed_everything_default=0,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"description": DESCRIPTION},
+            parser_kwargs={"description": DESCRIPTION, "prog": "linreg"},
             args=args,
         )
     except Exception as error:

@@ -87,6 +87,12 @@ def _plainer(reason: str, message: str, given: str | None) -> tuple[str, str | N
         if where == "SyntheticDataModule" and match.group(1) in ("path", "target", "features"):
             hint = "; to train on a file, add --data linreg.FileDataModule before --data.path"
         return f"{where} has no option {match.group(1)!r}{hint}", None
+    if match := re.search(r"the following arguments are required: ([\w, ]+)", reason):
+        owners = re.findall(r"class_path[=' ]+'?([\w.]+)'", message)
+        where = owners[-1].rsplit(".", 1)[-1] if owners else "this class"
+        needed = [name.strip() for name in match.group(1).split(",")]
+        option = "--" + ".".join(re.findall(r'Parser key "([^"]+)"', message))
+        return f"{where} needs " + ", ".join(f"{option}.{name} VALUE" for name in needed), None
     if match := re.search(r"File does not exist: (.*)$", reason):
         return f"file {match.group(1)} does not exist", None
     if message.startswith("Problems parsing config"):

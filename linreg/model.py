@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,10 @@ class LinearRegression(LightningModule):
         optimizer: a callable that builds any ``torch.optim`` optimizer from the parameters, e.g.
             ``--model.optimizer Adam --model.optimizer.lr 0.01``; ``None`` means SGD at lr 0.5.
         lr_scheduler: optional callable that builds a scheduler from the optimizer, e.g.
-            ``--model.lr_scheduler StepLR --model.lr_scheduler.step_size 5``; stepped per epoch
+            ``--model.lr_scheduler StepLR --model.lr_scheduler.step_size 5``
             (``ReduceLROnPlateau`` watches ``val/mse``).
+        lr_scheduler_interval: step the scheduler every ``"epoch"`` or every ``"step"`` (for
+            per-batch schedules such as ``OneCycleLR``).
         l1: weight of the L1 penalty ``l1 · Σ|W|`` added to the loss (bias not penalized).
         l2: weight of the L2 penalty ``l2 · Σ W²`` added to the loss (bias not penalized).
     """
@@ -46,6 +48,7 @@ class LinearRegression(LightningModule):
         fit_intercept: bool = True,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
         l1: float = 0.0,
         l2: float = 0.0,
     ) -> None:
@@ -60,7 +63,12 @@ class LinearRegression(LightningModule):
         # Checkpoints keep plain hyperparameters only, so they load with weights_only=True.
         for key in ("optimizer", "lr_scheduler"):
             self.hparams[key] = _plain_factory(self.hparams[key])
+        if lr_scheduler_interval not in ("epoch", "step"):
+            raise UserInputError(
+                f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}."
+            )
         self.l1, self.l2 = l1, l2
+        self.lr_scheduler_interval = lr_scheduler_interval
         self.optimizer = _callable_factory(optimizer) or default_optimizer
         self.lr_scheduler = _callable_factory(lr_scheduler)
         self.linear = nn.Linear(in_features, out_features, bias=fit_intercept)
@@ -105,7 +113,11 @@ class LinearRegression(LightningModule):
         scheduler = self.lr_scheduler(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/mse", "interval": "epoch"},
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": "val/mse",
+                "interval": self.lr_scheduler_interval,
+            },
         }
 
     def on_validation_epoch_end(self) -> None:

@@ -94,6 +94,8 @@ def read_schema(
         else [c for c in columns if c not in targets]
     )
     for option, names in (("target", targets), ("features", chosen)):
+        if not names:
+            raise UserInputError(f"--data.{option} is an empty list; name at least one column.")
         if (twice := _repeated(names)) is not None:
             raise UserInputError(f"--data.{option} names column {twice!r} twice; list it once.")
     if both := [name for name in chosen if name in targets]:
@@ -164,11 +166,32 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
             f"{guess!r}? Set --data.delimiter {guess!r}."
         )
     columns = [name.strip() for name in header]
+    if all(_is_number(name) for name in columns):
+        raise UserInputError(
+            f"{path}: the first line ({', '.join(columns)}) holds numbers, not column names: "
+            f"linreg reads the first line as the header. Add a header row, e.g. "
+            f"{delimiter.join(f'x{i}' for i in range(1, len(columns))) + delimiter}y."
+        )
+    if "" in columns:
+        position = columns.index("") + 1
+        trailing = " (a delimiter at the end of the line?)" if position == len(columns) else ""
+        raise UserInputError(
+            f"{path}: column {position} of the header has no name{trailing}; name every column, "
+            f"or remove the empty one."
+        )
     if (twice := _repeated(columns)) is not None:
         raise UserInputError(
             f"{path}: the header names column {twice!r} twice; give each column its own name."
         )
     return columns
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _open_npy(path: Path) -> np.ndarray:
@@ -288,9 +311,16 @@ def _read_csv(path: Path, schema: Schema, names: list[str], delimiter: str) -> n
                 row, column = _bad_cell(cells)
                 cell = cells[row][column]
                 what = "is empty" if not cell.strip() else f"is not a number: {cell!r}"
+                advice = "Fix or remove that row."
+                others = [name for name in schema.features if name != names[column]]
+                if done + row == 0 and cell.strip() and names[column] in schema.features and others:
+                    advice += (  # text from the first row on: a column of labels, most likely
+                        f" If the column holds text in every row, leave it out: --data.features "
+                        f'"[{", ".join(others)}]".'
+                    )
                 raise UserInputError(
                     f"{_row(path, delimiter, done + row + 1)}, column {names[column]!r} {what}. "
-                    f"Fix or remove that row."
+                    f"{advice}"
                 ) from None
             done += len(chunk)
     return np.concatenate(chunks)

@@ -9,6 +9,7 @@ Run:  .venv/bin/python scripts/train_seed.py [--epochs 10] [--out seed_fit.png]
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import lightning.pytorch as pl
 import matplotlib
@@ -22,8 +23,15 @@ import matplotlib.pyplot as plt
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--out", default="seed_fit.png", help="where to save the plot")
+    parser.add_argument("--out", type=Path, default=Path("seed_fit.png"), help="the plot (PNG)")
     args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    out = (
+        args.out
+        if args.out.suffix.lower() == ".png"
+        else args.out.with_name(args.out.name + ".png")
+    )
 
     pl.seed_everything(0)
     data = SyntheticDataModule()  # 1000 points of y = 3x + 0.8, x ~ U(0, 1)
@@ -42,8 +50,9 @@ def main() -> None:
         line_x.numpy(), model(line_x).detach().numpy(), label=f"y = {weight:.3f}x + {bias:.3f}"
     )
     plt.legend()
-    plt.savefig(args.out, dpi=100)
-    print(f"plot saved to {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plt.savefig(out, dpi=100)
+    print(f"plot saved to {out}")
 
 
 if __name__ == "__main__":

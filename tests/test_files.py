@@ -72,6 +72,16 @@ def test_csv_round_trip_three_features_two_targets(trained: Path) -> None:
 
 
 @pytest.mark.slow
+def test_predict_from_a_config_file(trained: Path, tmp_path: Path) -> None:
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "predict.yaml").write_text(
+        "ckpt_path: best\npredictions: from_config.csv\ndata:\n  path: new.csv\n"
+    )
+    run_linreg("predict", "--config", "predict.yaml", cwd=tmp_path)
+    assert (tmp_path / "from_config.csv").read_text() == (tmp_path / "predictions.csv").read_text()
+
+
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_predictions_keep_row_order_and_count_under_ddp(trained: Path, tmp_path: Path) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
@@ -330,6 +340,11 @@ def _bad_files(folder: Path) -> None:
     np.savez(folder / "x_only.npz", x=np.ones((50, 3)))
     np.savez(folder / "no_x.npz", features=np.ones((50, 3)))
     torch.save({"weights": torch.ones(2)}, folder / "foreign.ckpt")
+    torch.save({"state_dict": {"layer.weight": torch.ones(2, 32)}, "pytorch-lightning_version": "2.6.6"},
+               folder / "other_model.ckpt")  # fmt: skip
+    (folder / "no_header.csv").write_text("1,2,3,4,5\n" * 50)
+    (folder / "trailing_comma.csv").write_text("a,b,c,price,rent,\n" + "1,2,3,4,5,\n" * 50)
+    (folder / "labels.csv").write_text("id,a,b,c,price,rent\n" + "r,1,2,3,4,5\n" * 50)
 
 
 BAD_INPUTS = [
@@ -362,6 +377,12 @@ BAD_INPUTS = [
     pytest.param((*PREDICT, "--data.path", "new.csv", "--predictions", "new.csv"), "is the input file itself", id="predict-over-input"),
     pytest.param(("predict", "--ckpt_path", "nowhere.ckpt"), "checkpoint nowhere.ckpt does not exist", id="missing-checkpoint"),
     pytest.param(("test", "--ckpt_path", "foreign.ckpt"), "foreign.ckpt is not a linreg checkpoint", id="foreign-checkpoint"),
+    pytest.param(("test", "--ckpt_path", "other_model.ckpt"), "other_model.ckpt is not a checkpoint of LinearRegression: it holds layer.weight", id="other-lightning-model"),
+    pytest.param((*FIT, "--data.path", "no_header.csv"), "no_header.csv: the first line (1, 2, 3, 4, 5) holds numbers, not column names", id="no-header"),
+    pytest.param((*FIT, "--data.path", "trailing_comma.csv"), "column 6 of the header has no name (a delimiter at the end of the line?)", id="trailing-delimiter"),
+    pytest.param((*FIT, "--data.path", "labels.csv", "--data.target", "rent"), "column 'id' is not a number: 'r'. Fix or remove that row. If the column holds text in every row, leave it out: --data.features \"[a, b, c, price]\"", id="text-column"),
+    pytest.param((*FIT, "--data.path", "houses.csv", "--data.target", "[]"), "--data.target is an empty list", id="no-target"),
+    pytest.param((*FIT, "--data.path", "houses.csv", "--model.fit_intercept", "false"), "centres the features, which puts an intercept back: add --data.normalize false", id="origin-line-on-centred-data"),
 ]  # fmt: skip
 
 

@@ -69,6 +69,16 @@ def test_default_optimizer_is_sgd_at_lr_half() -> None:
     assert optimizer.param_groups[0]["lr"] == 0.5
 
 
+def test_scheduler_steps_per_batch_when_asked() -> None:
+    model = LinearRegression(
+        lr_scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3),
+        lr_scheduler_interval="step",
+    )
+    assert model.configure_optimizers()["lr_scheduler"]["interval"] == "step"
+    with pytest.raises(UserInputError, match="lr_scheduler_interval must be 'epoch' or 'step'"):
+        LinearRegression(lr_scheduler_interval="batch")  # type: ignore[arg-type]
+
+
 def test_injected_optimizer_and_scheduler() -> None:
     model = LinearRegression(
         optimizer=functools.partial(torch.optim.Adam, lr=0.01),

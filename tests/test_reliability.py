@@ -227,6 +227,9 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
             "ReduceLROnPlateau watches val/mse, but there is no validation split",
         ),
         (["--data.n_samples", "0"], "n_samples must be at least 1, got 0"),
+        (["--model.lr_scheduler", "StepLR"], "StepLR needs --model.lr_scheduler.step_size VALUE"),
+        (["--model.optimizer", "SparseAdam"], "SparseAdam does not support dense gradients"),
+        (["--data.noise", "1e39"], "whose squares overflow float32"),
         (
             ["--data.path", "houses.csv"],
             "no option 'path'; to train on a file, add --data linreg.FileDataModule",
@@ -246,6 +249,9 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
         "unknown-class-name",
         "plateau-without-validation",
         "no-samples",
+        "scheduler-argument-missing",
+        "optimizer-without-dense-gradients",
+        "targets-beyond-float32",
         "file-option-on-synthetic-data",
     ],
 )
@@ -286,7 +292,7 @@ def test_evaluation_commands_refuse_what_they_cannot_do(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["linreg"])
     monkeypatch.delenv("LINREG_DEBUG", raising=False)
-    torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.6"}, tmp_path / "plain.ckpt")
     (tmp_path / "text.ckpt").write_text("hello\n")
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -294,6 +300,25 @@ def test_evaluation_commands_refuse_what_they_cannot_do(
     error_lines = [line for line in capsys.readouterr().err.splitlines() if "linreg: error" in line]
     assert len(error_lines) == 1 and message in error_lines[0], error_lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.ckpt", "text.ckpt"]
+
+
+def test_best_and_last_name_the_newest_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["linreg"])
+    older, newer = (
+        tmp_path / "lightning_logs" / v / "checkpoints" for v in ("version_0", "version_1")
+    )
+    for folder, name in ((older, "best.ckpt"), (older, "last.ckpt"), (newer, "last.ckpt")):
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.6"}, folder / name)
+        time.sleep(0.02)  # newer has the newest checkpoint: a run without validation, no best
+    with pytest.raises(SystemExit):
+        main(["test", "--ckpt_path", "best"])
+    assert ("--ckpt_path best: the run lightning_logs/version_1 has no best.ckpt (it had no "
+            "validation split to pick a best by); give another checkpoint's path or --ckpt_path "
+            "last.") in capsys.readouterr().err  # fmt: skip
 
 
 @pytest.mark.slow
@@ -409,7 +434,7 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(
         assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["test", "--ckpt_path", "last"])
-    assert "no last.ckpt under lightning_logs" in capsys.readouterr().err
+    assert "no run with checkpoints under lightning_logs" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -105,7 +105,8 @@ class PredictionWriter(BasePredictionWriter):
                 part.unlink(missing_ok=True)
             with open(self.path) as written:
                 rows = sum(1 for _ in csv.reader(written)) - 1
-            print(f"linreg: wrote {rows} predictions to {self.path}", flush=True)
+            noun = "prediction" if rows == 1 else "predictions"
+            print(f"linreg: wrote {rows} {noun} to {self.path}", flush=True)
         trainer.strategy.barrier("predictions file written")
 
     def on_exception(
