@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +38,36 @@ class RunCheckpoint(ModelCheckpoint):
     killed run would resume from its best epoch, not its last. Here ``last.ckpt`` follows every
     epoch (and every ``every_n_train_steps`` steps, as in Lightning). Without validation there is
     nothing to monitor: only ``last.ckpt`` is written, and Lightning's warning is spared.
+
+    Ctrl-C while training is taken at the end of the current batch, not wherever the signal
+    lands (inside a lock of the logger's writer thread, teardown could then wait forever); a
+    second Ctrl-C stops at once. Either way Lightning shuts down gracefully, and the message
+    says which checkpoint was kept.
     """
+
+    _interrupted = False
+    _previous_handler: Any = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Take Ctrl-C at batch ends from now on."""
+        super().on_train_start(trainer, pl_module)
+        self._interrupted = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._note_interrupt)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        """Stop here if Ctrl-C was pressed during the batch; else Lightning's step saving."""
+        self._raise_if_interrupted()
+        super().on_train_batch_end(trainer, pl_module, *args)
+
+    def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        """Stop here if Ctrl-C was pressed during the batch."""
+        self._raise_if_interrupted()
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Lightning's last saving; Ctrl-C is Python's own again."""
+        self._restore_handler()
+        super().on_train_end(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Lightning's saving, then ``last.ckpt`` if it was not written at this step already."""
@@ -49,6 +80,7 @@ class RunCheckpoint(ModelCheckpoint):
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         """After Ctrl-C, say which checkpoint was kept and how to continue from it."""
+        self._restore_handler()
         super().on_exception(trainer, pl_module, exception)
         if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
             kept = self.last_model_path or self.best_model_path
@@ -60,6 +92,21 @@ class RunCheckpoint(ModelCheckpoint):
                 file=sys.stderr,
                 flush=True,
             )
+
+    def _note_interrupt(self, signum: int, frame: Any) -> None:
+        if self._interrupted:  # pressed twice: stop now
+            raise KeyboardInterrupt
+        self._interrupted = True
+
+    def _raise_if_interrupted(self) -> None:
+        if self._interrupted:
+            self._interrupted = False
+            raise KeyboardInterrupt
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
 
     def _save_topk_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, Any]) -> None:
         if self.monitor not in (None, *monitor_candidates) and not _validates(trainer):

@@ -35,10 +35,10 @@ class LinearRegression(LightningModule):
         lr_scheduler: optional callable that builds a scheduler from the optimizer, e.g.
             ``--model.lr_scheduler StepLR --model.lr_scheduler.step_size 5``
             (``ReduceLROnPlateau`` watches ``val/mse``).
-        lr_scheduler_interval: step the scheduler every ``"epoch"`` or every ``"step"`` (for
-            per-batch schedules such as ``OneCycleLR``).
         l1: weight of the L1 penalty ``l1 · Σ|W|`` added to the loss (bias not penalized).
         l2: weight of the L2 penalty ``l2 · Σ W²`` added to the loss (bias not penalized).
+        lr_scheduler_interval: step the scheduler every ``"epoch"`` or every ``"step"`` (for
+            per-batch schedules such as ``OneCycleLR``).
     """
 
     def __init__(
@@ -48,9 +48,9 @@ class LinearRegression(LightningModule):
         fit_intercept: bool = True,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
         l1: float = 0.0,
         l2: float = 0.0,
+        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

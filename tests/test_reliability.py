@@ -97,7 +97,8 @@ def test_atomic_save_never_leaves_a_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
-    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, path)
+    lightning = {"pytorch-lightning_version": "2.6.6"}
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1, **lightning}, path)
 
     def crash_midway(obj: object, file: object) -> None:
         file.write(b"half a checkpoint")  # type: ignore[attr-defined]
@@ -105,7 +106,7 @@ def test_atomic_save_never_leaves_a_partial_file(
 
     monkeypatch.setattr(torch, "save", crash_midway)
     with pytest.raises(OSError, match="disk full"):
-        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2, **lightning}, path)
     assert io.load_checkpoint(path)["epoch"] == 1  # the previous checkpoint, intact
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary left behind
     assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
