@@ -61,5 +61,28 @@ def linreg(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
+@pytest.fixture
+def run_main(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int | str | None, str]]:
+    """``run_main(*args)``: the ``linreg`` entry point in this process, in this test's folder.
+
+    For commands that stop before training (fast: no interpreter start); returns the exit code
+    and what was printed to stderr. Any exception but ``SystemExit`` fails the test.
+    """
+    from linreg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LINREG_DEBUG", raising=False)
+
+    def run(*args: str) -> tuple[int | str | None, str]:
+        monkeypatch.setattr(sys, "argv", ["linreg", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        return exit_info.value.code, capsys.readouterr().err
+
+    return run
+
+
 # Fast settings for end-to-end runs: a short fit that still converges on the seed line.
 QUICK = ("--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false")

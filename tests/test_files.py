@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 import torch
 
 from linreg import FileDataModule
-from linreg.cli import main
 from linreg.errors import UserInputError
 from tests.conftest import load_checkpoint, run_linreg, scalars
 
@@ -391,20 +389,13 @@ BAD_INPUTS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
 def test_bad_input_is_one_clear_message_and_loses_nothing(
-    trained: Path, tmp_path: Path, args: tuple[str, ...], message: str,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    trained: Path, tmp_path: Path, args: tuple[str, ...], message: str, run_main
+) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     _bad_files(tmp_path)
     before = _digest(tmp_path)
-    # the command's own entry point, in this process: each case fails before any training
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["linreg", *args])
-    monkeypatch.delenv("LINREG_DEBUG", raising=False)
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))  # any other exception (a traceback for the user) fails the test
-    stderr = capsys.readouterr().err
-    assert exit_info.value.code == 2, stderr[-2000:]
+    code, stderr = run_main(*args)  # each case fails before any training: run in-process
+    assert code == 2, stderr[-2000:]
     errors = [line for line in stderr.splitlines() if line.startswith("linreg: error:")]
     assert len(errors) == 1 and message in errors[0], stderr[-2000:]
     assert _digest(tmp_path) == before  # no file changed, none added: no new run folder either

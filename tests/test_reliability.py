@@ -257,16 +257,11 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
     ],
 )
 def test_config_errors_fail_before_any_work(
-    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["linreg"])
-    monkeypatch.delenv("LINREG_DEBUG", raising=False)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *args])
-    assert exit_info.value.code == 2
-    error_lines = [line for line in capsys.readouterr().err.splitlines() if "linreg: error" in line]
+    args: list[str], message: str, tmp_path: Path, run_main
+) -> None:
+    code, stderr = run_main("fit", *args)
+    assert code == 2
+    error_lines = [line for line in stderr.splitlines() if "linreg: error" in line]
     assert len(error_lines) == 1
     assert re.search(message, error_lines[0]), error_lines[0]
     assert list(tmp_path.iterdir()) == []  # no log folder, no data, nothing written
@@ -287,18 +282,13 @@ def test_config_errors_fail_before_any_work(
          "no-test-split", "folder-as-checkpoint", "text-as-checkpoint"],
 )  # fmt: skip
 def test_evaluation_commands_refuse_what_they_cannot_do(
-    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["linreg"])
-    monkeypatch.delenv("LINREG_DEBUG", raising=False)
+    args: list[str], message: str, tmp_path: Path, run_main
+) -> None:
     torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.6"}, tmp_path / "plain.ckpt")
     (tmp_path / "text.ckpt").write_text("hello\n")
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    error_lines = [line for line in capsys.readouterr().err.splitlines() if "linreg: error" in line]
+    code, stderr = run_main(*args)
+    assert code == 2
+    error_lines = [line for line in stderr.splitlines() if "linreg: error" in line]
     assert len(error_lines) == 1 and message in error_lines[0], error_lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.ckpt", "text.ckpt"]
 
