@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import os
 import sys
@@ -11,24 +9,36 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
-from jsonargparse import Namespace
-from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from linreg.callbacks import DivergenceGuard, PredictionWriter, TrainingInsights
 from linreg.checkpointing import (
     AtomicCheckpointIO,
     RunCheckpoint,
     load_checkpoint,
-    newest_run,
 )
 from linreg.errors import UserInputError, find_user_error, one_line
 from linreg.model import DEFAULT_LR, LinearRegression
+from linreg.preflight import (
+    check_checkpoint_fits,
+    check_epochs_left,
+    check_intercept,
+    check_new_run_folder,
+    check_optimizer,
+    check_predictions_path,
+)
 from linreg.run_logger import RunLogger
+from linreg.runs import (
+    continue_in_run_folder,
+    option_value,
+    peek_config,
+    peek_run_folder,
+    resolve_checkpoint,
+    run_config,
+    run_folder,
+)
 from linreg.summary import fit_summary
 
 PROGRESS_BAR_REFRESH_RATE = 10
@@ -62,7 +72,7 @@ class LinRegParser(LightningArgumentParser):
         if os.environ.get("LINREG_DEBUG") or not self.exit_on_error:
             return super().error(message, ex)
         problem = one_line(message)
-        config = _option_value(sys.argv[1:], "--config")
+        config = option_value(sys.argv[1:], "--config")
         if config and problem.startswith("the config file"):
             problem = problem.replace("the config file", f"--config {config}", 1)
         subcommand = next((a for a in sys.argv[1:] if a in LinRegCLI.subcommands()), None)
@@ -111,22 +121,22 @@ class LinRegCLI(LightningCLI):
             list(args) if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else []
         )
         subcommand = next((arg for arg in argv if arg in self.subcommands()), None)
-        ckpt_path = _option_value(argv, "--ckpt_path") or _peek_config(argv).get("ckpt_path")
+        ckpt_path = option_value(argv, "--ckpt_path") or peek_config(argv).get("ckpt_path")
         self._checkpoint_resolved = bool(subcommand and ckpt_path)
         self._checkpoint: Path | None = None
         self._checkpoint_content: dict[str, Any] | None = None
-        self._data_given = _option_value(argv, "--data") is not None
+        self._data_given = option_value(argv, "--data") is not None
         if subcommand and self._data_given:
             # A data class chosen on the command line starts from its own defaults: otherwise
             # jsonargparse would carry SyntheticDataModule's values for same-named options
             # (seed, noise, ...) over to it.
             self._parser(subcommand).set_defaults({"data": None})
         if subcommand and ckpt_path:
-            self._use_checkpoint(subcommand, ckpt_path, _peek_run_folder(argv))
-            run_config = _run_config(self._checkpoint) if subcommand == "fit" else None
-            if run_config is not None:  # the run's own settings first; the command line wins
+            self._use_checkpoint(subcommand, ckpt_path, peek_run_folder(argv))
+            own_config = run_config(self._checkpoint) if subcommand == "fit" else None
+            if own_config is not None:  # the run's own settings first; the command line wins
                 at = argv.index(subcommand) + 1
-                args = self._args = [*argv[:at], "--config", str(run_config), *argv[at:]]
+                args = self._args = [*argv[:at], "--config", str(own_config), *argv[at:]]
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
@@ -136,12 +146,12 @@ class LinRegCLI(LightningCLI):
         if not ckpt_path:
             return
         if not self._checkpoint_resolved:  # ckpt_path came from a config file: same, after the fact
-            self._use_checkpoint(subcommand, ckpt_path, _run_folder(self.config[subcommand]))
+            self._use_checkpoint(subcommand, ckpt_path, run_folder(self.config[subcommand]))
             super().parse_arguments(self.parser, self._args)
         config = self.config[subcommand]
         config.ckpt_path = str(self._checkpoint) if self._checkpoint is not None else None
         if subcommand == "fit" and self._checkpoint is not None:
-            _continue_in_run_folder(config, self._checkpoint)
+            continue_in_run_folder(config, self._checkpoint)
 
     def _use_checkpoint(self, subcommand: str, ckpt_path: str, runs: Path | None) -> None:
         """Resolve ``ckpt_path``, load it safely, make its settings the subcommand's defaults.
@@ -149,7 +159,7 @@ class LinRegCLI(LightningCLI):
         ``runs`` is where ``last``/``best`` are looked for: a named run's folder, or the folder
         of all runs.
         """
-        self._checkpoint = _resolve_checkpoint(subcommand, ckpt_path, runs)
+        self._checkpoint = resolve_checkpoint(subcommand, ckpt_path, runs)
         if self._checkpoint is not None:
             checkpoint = self._checkpoint_content = load_checkpoint(self._checkpoint)
             sources = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
@@ -172,11 +182,11 @@ class LinRegCLI(LightningCLI):
                 f"checkpoint of the newest run), last, or the path of a .ckpt file."
             )
         if subcommand == "predict":
-            _check_predictions_path(config.get("predictions"))
+            check_predictions_path(config.get("predictions"))
         if subcommand == "fit" and self._checkpoint is None:
-            _check_new_run_folder(config)
+            check_new_run_folder(config)
         if subcommand == "fit" and self._checkpoint and self._checkpoint_content is not None:
-            _check_epochs_left(self._checkpoint, self._checkpoint_content, config.trainer)
+            check_epochs_left(self._checkpoint, self._checkpoint_content, config.trainer)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         """Drop switched-off callbacks; add the atomic checkpoint writer and a light progress bar.
@@ -220,12 +230,12 @@ class LinRegCLI(LightningCLI):
         if self.subcommand and callable(check):
             check(self.subcommand)
         if self._checkpoint is not None and self._checkpoint_content is not None:
-            _check_checkpoint_fits(
+            check_checkpoint_fits(
                 self._checkpoint, self._checkpoint_content, self.model, self.datamodule
             )
         if self.subcommand == "fit":
-            _check_optimizer(self.model, self.datamodule)
-            _check_intercept(self.model, self.datamodule)
+            check_optimizer(self.model, self.datamodule)
+            check_intercept(self.model, self.datamodule)
         if self.subcommand != "predict":
             return
         output = Path(self.config[self.subcommand].predictions)
@@ -242,97 +252,6 @@ class LinRegCLI(LightningCLI):
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
         if self.trainer.is_global_zero:
             print(fit_summary(self.trainer, self.model, self.datamodule, log_dir), flush=True)
-
-
-def _check_predictions_path(predictions: str | None) -> None:
-    if not predictions:
-        raise UserInputError(
-            "linreg predict writes its predictions to a CSV file: add --predictions out.csv."
-        )
-    if Path(predictions).is_dir():
-        raise UserInputError(
-            f"--predictions {predictions} is a folder; give a file name, e.g. "
-            f"{Path(predictions) / 'predictions.csv'}."
-        )
-
-
-def _check_new_run_folder(config: Namespace) -> None:
-    """A new run named with ``--trainer.logger.init_args.version`` must not reuse a folder."""
-    args, runs = _logger_args(config), _runs_folder(config)
-    if args is None or runs is None or args.get("version") in (None, ""):
-        return
-    version = args.version
-    folder = runs / (f"version_{version}" if isinstance(version, int) else str(version))
-    if folder.is_dir() and any(folder.iterdir()):
-        raise UserInputError(
-            f"the run folder {folder} already holds a run (--trainer.logger.init_args.version "
-            f"{version}): choose another name, or continue that run with --ckpt_path "
-            f"{folder / 'checkpoints' / 'last.ckpt'}."
-        )
-
-
-def _check_checkpoint_fits(
-    path: Path, checkpoint: dict[str, Any], model: LightningModule, data: Any
-) -> None:
-    """The data must have the shape the checkpoint's model was trained on."""
-    state = checkpoint.get(type(data).__qualname__)
-    if state and callable(getattr(data, "load_state_dict", None)):
-        data.load_state_dict(state)  # file data names the columns it misses
-    weights, needed = checkpoint["state_dict"], model.state_dict()
-    if set(weights) != set(needed):
-        raise UserInputError(
-            f"{path} is not a checkpoint of {type(model).__name__}: it holds "
-            f"{', '.join(sorted(weights)) or 'no weights'}, the model has "
-            f"{', '.join(sorted(needed))}. Give a checkpoint written by `linreg fit`, or choose "
-            f"the model class it was trained with (--model)."
-        )
-    for name, expected in needed.items():
-        saved = weights[name]
-        if isinstance(saved, torch.Tensor) and saved.shape != expected.shape:
-            raise UserInputError(
-                f"{path} was trained on data of another shape: its {name} has shape "
-                f"{list(saved.shape)}, but this data gives {list(expected.shape)} "
-                f"(features and targets differ). Use data with the columns it was trained on."
-            )
-
-
-def _check_intercept(model: LightningModule, data: Any) -> None:
-    """A line through the origin cannot be fitted to centred features."""
-    linear = getattr(model, "linear", None)
-    if linear is not None and linear.bias is None and getattr(data, "normalize", False):
-        raise UserInputError(
-            "--model.fit_intercept false fits a line through the origin, but --data.normalize "
-            "(on by default) centres the features, which puts an intercept back: add "
-            "--data.normalize false."
-        )
-
-
-def _check_optimizer(model: LightningModule, data: Any) -> None:
-    """Build optimizer and scheduler once on copies of the parameters: bad arguments fail now."""
-    build_optimizer = getattr(model, "optimizer", None)
-    build_scheduler = getattr(model, "lr_scheduler", None)
-    if not callable(build_optimizer):
-        return
-    copies = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]
-    for copy in copies:
-        copy.grad = torch.zeros_like(copy)
-    try:
-        optimizer = build_optimizer(copies)
-        optimizer.step(lambda: torch.zeros(()))  # one step: e.g. SparseAdam refuses dense grads
-    except (ValueError, TypeError, RuntimeError) as error:
-        raise UserInputError(f"--model.optimizer: {error}") from error
-    if not callable(build_scheduler):
-        return
-    try:
-        scheduler = build_scheduler(optimizer)
-    except (ValueError, TypeError) as error:
-        raise UserInputError(f"--model.lr_scheduler: {error}") from error
-    watches_validation = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    if watches_validation and getattr(data, "val_fraction", None) == 0:
-        raise UserInputError(
-            "--model.lr_scheduler ReduceLROnPlateau watches val/mse, but there is no validation "
-            "split (--data.val_fraction 0): set a validation fraction or choose another scheduler."
-        )
 
 
 def _class_path(cls: type) -> str:
@@ -356,73 +275,6 @@ def _data_attribute(data: Any, name: str) -> Any:
     return getattr(data, name)
 
 
-def _option_value(argv: list[str], option: str) -> str | None:
-    """The value given to ``option`` on a command line (``--opt value`` or ``--opt=value``)."""
-    for index, arg in enumerate(argv):
-        if arg == option and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith(option + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def _peek_run_folder(argv: list[str]) -> Path:
-    """Where ``last``/``best`` are looked for, as the command line (or its ``--config``) says.
-
-    The named run's folder with ``--trainer.logger.init_args.version``, else the folder of all
-    runs (``./lightning_logs`` by default).
-    """
-    logger: dict[str, Any] = {}
-    with contextlib.suppress(KeyError, TypeError):
-        logger = dict(_peek_config(argv)["trainer"]["logger"]["init_args"])
-    options = {
-        key: _option_value(argv, f"--trainer.logger.init_args.{key}") or logger.get(key)
-        for key in ("save_dir", "name", "version")
-    }
-    runs = Path(options["save_dir"] or ".") / (options["name"] or "lightning_logs")
-    return _named_run(runs, options["version"])
-
-
-def _peek_config(argv: list[str]) -> dict[str, Any]:
-    """The ``--config`` file given on the command line, read ahead of parsing (else empty)."""
-    config = _option_value(argv, "--config")
-    if not config or not Path(config).is_file():
-        return {}
-    try:
-        content = yaml.safe_load(Path(config).read_text())
-    except yaml.YAMLError:
-        return {}  # the parser reports it
-    return content if isinstance(content, dict) else {}
-
-
-def _named_run(runs: Path, version: Any) -> Path:
-    if version in (None, ""):
-        return runs
-    return runs / (f"version_{version}" if isinstance(version, int) else str(version))
-
-
-def _resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Path | None:
-    """A path; ``last``/``best`` name that file of the named run, or else of the newest run."""
-    if ckpt_path not in ("last", "best"):
-        return Path(ckpt_path)
-    run = runs if runs is not None and (runs / "checkpoints").is_dir() else None
-    if run is None and runs is not None:
-        run = newest_run(runs)
-    found = run / "checkpoints" / f"{ckpt_path}.ckpt" if run is not None else None
-    if found is not None and found.is_file():
-        return found
-    if run is not None:
-        why = " (it had no validation split to pick a best by)" if ckpt_path == "best" else ""
-        problem = f"the run {run} has no {ckpt_path}.ckpt{why}"
-        advice = "give another checkpoint's path" + (" or --ckpt_path last" if why else "")
-    else:
-        problem, advice = f"no run with checkpoints under {runs}", "train first with `linreg fit`"
-    if subcommand == "fit":
-        print(f"linreg: --ckpt_path {ckpt_path}: {problem}: starting a new run.", file=sys.stderr)
-        return None
-    raise UserInputError(f"--ckpt_path {ckpt_path}: {problem}; {advice}.")
-
-
 def _class_config(hparams: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's saved hyperparameters as a ``class_path``/``init_args`` config."""
     init_args = {
@@ -434,61 +286,6 @@ def _class_config(hparams: dict[str, Any]) -> dict[str, Any]:
     if "_class_path" in hparams:
         config["class_path"] = hparams["_class_path"]
     return config
-
-
-def _logger_args(config: Namespace) -> Namespace | None:
-    """The init args of the run's TensorBoardLogger, if that is the logger."""
-    logger = config.trainer.get("logger")
-    if not isinstance(logger, Namespace) or "class_path" not in logger:
-        return None
-    module, _, name = logger.class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name, None)
-    return (
-        logger.init_args if isinstance(cls, type) and issubclass(cls, TensorBoardLogger) else None
-    )
-
-
-def _runs_folder(config: Namespace) -> Path | None:
-    """Where the logger puts its ``version_N`` folders (``./lightning_logs`` by default)."""
-    args = _logger_args(config)
-    return Path(args.save_dir) / args.name if args is not None else None
-
-
-def _run_folder(config: Namespace) -> Path | None:
-    """The named run's folder if the logger names one, else the folder of all runs."""
-    args, runs = _logger_args(config), _runs_folder(config)
-    return _named_run(runs, args.get("version")) if args is not None and runs else runs
-
-
-def _run_config(checkpoint: Path | None) -> Path | None:
-    """The ``config.yaml`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``)."""
-    if checkpoint is None or checkpoint.parent.name != "checkpoints":
-        return None
-    config = checkpoint.parent.parent / "config.yaml"
-    return config if config.is_file() else None
-
-
-def _check_epochs_left(checkpoint: Path, content: dict[str, Any], trainer: Namespace) -> None:
-    """Continuing a run needs epochs left to train: fail before the run's folder is touched."""
-    progress = content.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-    done = progress.get("current", {}).get("processed", content.get("epoch", 0) + 1)
-    max_epochs = trainer.get("max_epochs")
-    if max_epochs not in (None, -1) and trainer.get("max_steps", -1) == -1 and done >= max_epochs:
-        raise UserInputError(
-            f"{checkpoint} has already trained {done} epoch(s) and --trainer.max_epochs is "
-            f"{max_epochs}: nothing is left to train. Give a larger --trainer.max_epochs."
-        )
-
-
-def _continue_in_run_folder(config: Namespace, checkpoint: Path) -> None:
-    """Log a resumed run into the folder of the run it continues (``.../version_N/checkpoints``)."""
-    args = _logger_args(config)
-    runs = _runs_folder(config)
-    if args is None or runs is None:
-        return
-    run_dir = checkpoint.resolve().parent.parent
-    if checkpoint.parent.name == "checkpoints" and run_dir.parent == runs.resolve():
-        args.version = run_dir.name
 
 
 def _quiet_lightning() -> None:
