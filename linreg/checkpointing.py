@@ -194,12 +194,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return checkpoint
 
 
-def newest_run(runs: Path) -> Path | None:
-    """The run folder under ``runs`` whose checkpoints were written last."""
-    written = [p for p in runs.glob("*/checkpoints/*.ckpt") if not p.name.startswith(".")]
-    return max(written, key=lambda path: path.stat().st_mtime).parent.parent if written else None
-
-
 def _fsync_directory(directory: Path) -> None:
     """Make the rename itself durable (a no-op where directories cannot be opened)."""
     try:

@@ -81,15 +81,13 @@ def _plainer(reason: str, message: str, given: str | None) -> tuple[str, str | N
             f"e.g. {match.group(2).split(',')[0].strip()}"
         ), None
     if match := re.search(r"Option '(\w+)' is not accepted", reason):
-        owners = re.findall(r"class_path[=' ]+'?([\w.]+)'", message)
-        where = owners[-1].rsplit(".", 1)[-1] if owners else "this class"
+        where = _innermost_class(message)
         hint = ""
         if where == "SyntheticDataModule" and match.group(1) in ("path", "target", "features"):
             hint = "; to train on a file, add --data linreg.FileDataModule before --data.path"
         return f"{where} has no option {match.group(1)!r}{hint}", None
     if match := re.search(r"the following arguments are required: ([\w, ]+)", reason):
-        owners = re.findall(r"class_path[=' ]+'?([\w.]+)'", message)
-        where = owners[-1].rsplit(".", 1)[-1] if owners else "this class"
+        where = _innermost_class(message)
         needed = [name.strip() for name in match.group(1).split(",")]
         option = "--" + ".".join(re.findall(r'Parser key "([^"]+)"', message))
         return f"{where} needs " + ", ".join(f"{option}.{name} VALUE" for name in needed), None
@@ -99,3 +97,9 @@ def _plainer(reason: str, message: str, given: str | None) -> tuple[str, str | N
         problem = re.sub(r"\s*in \"<unicode string>\", ", " at ", " ".join(message.split()[3:]))
         return f"the config file is not valid YAML: {problem}", None
     return reason, given
+
+
+def _innermost_class(message: str) -> str:
+    """The short name of the last ``class_path`` a jsonargparse message names."""
+    owners = re.findall(r"class_path[=' ]+'?([\w.]+)'", message)
+    return owners[-1].rsplit(".", 1)[-1] if owners else "this class"

@@ -17,6 +17,7 @@ from linreg.runs import logger_args, run_folder
 
 
 def check_predictions_path(predictions: str | None) -> None:
+    """``predict`` needs ``--predictions``, a file (not a folder) to write."""
     if not predictions:
         raise UserInputError(
             "linreg predict writes its predictions to a CSV file: add --predictions out.csv."

@@ -16,7 +16,6 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from linreg.checkpointing import newest_run
 from linreg.errors import UserInputError
 
 
@@ -60,6 +59,7 @@ def peek_config(argv: list[str]) -> dict[str, Any]:
 
 
 def named_run(runs: Path, version: Any) -> Path:
+    """The folder of run ``version`` (``version_N`` for a number) under ``runs``; else ``runs``."""
     if version in (None, ""):
         return runs
     return runs / (f"version_{version}" if isinstance(version, int) else str(version))
@@ -85,6 +85,12 @@ def resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Pa
         print(f"linreg: --ckpt_path {ckpt_path}: {problem}: starting a new run.", file=sys.stderr)
         return None
     raise UserInputError(f"--ckpt_path {ckpt_path}: {problem}; {advice}.")
+
+
+def newest_run(runs: Path) -> Path | None:
+    """The run folder under ``runs`` whose checkpoints were written last."""
+    written = [p for p in runs.glob("*/checkpoints/*.ckpt") if not p.name.startswith(".")]
+    return max(written, key=lambda path: path.stat().st_mtime).parent.parent if written else None
 
 
 def logger_args(config: Namespace) -> Namespace | None:

@@ -25,6 +25,7 @@ Run:
   .venv/bin/python scripts/benchmark.py --seed-task     # `linreg fit` vs the tutorial's script
   .venv/bin/python scripts/benchmark.py --memmap 30000000  # train on a 2 GB .npy, peak memory
   .venv/bin/python scripts/benchmark.py --csv 1000000   # read and check a CSV file
+  .venv/bin/python scripts/benchmark.py --profile 64    # where Lightning's own time goes
 """
 
 from __future__ import annotations
@@ -374,6 +375,34 @@ def memmap_file(rows: int, features: int = 16) -> dict[str, float]:
             "peak_anon_mb": peak["RssAnon"], "peak_rss_mb": peak["VmRSS"]}  # fmt: skip
 
 
+def profile_floor(batch_size: int, steps: int = 3000) -> dict[str, float]:
+    """cProfile of case (d), Lightning's loop around linreg's model and data path: where it goes.
+
+    Prints the most expensive functions, and returns calls per step of Lightning's hook
+    dispatchers and of ``nn.Module.__setattr__`` (Lightning sets ``_current_fx_name`` with it).
+    """
+    import cProfile
+    import pstats
+
+    x, y = make_data(100_000, 32, torch.device("cpu"))
+    with quiet_stderr():
+        lightning_floor(x, y, batch_size, 50, Timer(10))  # warm-up: imports, first allocations
+    profiler = cProfile.Profile()
+    with quiet_stderr():
+        profiler.runcall(lightning_floor, x, y, batch_size, steps, Timer(10))
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(15)
+    counted = ("_call_callback_hooks", "_call_lightning_module_hook", "_call_strategy_hook",
+               "__setattr__", "getfullargspec")  # fmt: skip
+    per_step = {
+        name: sum(calls[1] for (_, _, function), calls in stats.stats.items()  # type: ignore[attr-defined]
+                  if function == name) / steps
+        for name in counted
+    }  # fmt: skip
+    print("calls per step:", {name: round(value, 1) for name, value in per_step.items()})
+    return per_step
+
+
 def csv_read(rows: int) -> dict[str, float]:
     """Seconds to read and check a CSV of ``rows`` x 6 numbers, and the same with a text column.
 
@@ -464,6 +493,7 @@ def main() -> None:
     parser.add_argument("--seed-task", action="store_true", help="linreg fit vs the tutorial")
     parser.add_argument("--memmap", type=int, metavar="ROWS", help="train on a .npy of ROWS rows")
     parser.add_argument("--csv", type=int, metavar="ROWS", help="read a CSV of ROWS rows")
+    parser.add_argument("--profile", type=int, metavar="BATCH", help="profile case (d) at BATCH")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 8192])
@@ -488,6 +518,8 @@ def main() -> None:
         report["memmap"] = memmap_file(args.memmap)
     elif args.csv:
         report["csv"] = csv_read(args.csv)
+    elif args.profile:
+        report["profile_calls_per_step"] = profile_floor(args.profile)
     elif args.scale:
         sizes = [10_000, 100_000] if args.quick else [100_000, 1_000_000, 10_000_000]
         report["scale"] = scale(sizes, 16, args.batch_sizes[-1] if not args.quick else 1024)
