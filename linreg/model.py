@@ -105,6 +105,15 @@ class LinearRegression(LightningModule):
         """Predictions for the batch's ``x`` (a target column, if present, is ignored)."""
         return self(batch[0])
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Floating tensors of the batch in the model's precision, whatever the data's (float64 CSV)."""
+        if isinstance(batch, (tuple, list)):
+            dtype = self.dtype
+            return type(batch)(
+                t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() else t for t in batch
+            )
+        return batch
+
     def configure_optimizers(self) -> Any:
         """The configured optimizer, and scheduler if any."""
         optimizer = self.optimizer(self.parameters())

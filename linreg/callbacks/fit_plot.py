@@ -130,5 +130,5 @@ def _sample(
         return None
     x, y = torch.cat(xs)[:max_points], torch.cat(ys)[:max_points]
     with torch.no_grad():
-        prediction = pl_module(x.to(pl_module.device))
+        prediction = pl_module(x.to(pl_module.device, pl_module.dtype))
     return x.cpu().float(), y.cpu().float(), prediction.cpu().float()
