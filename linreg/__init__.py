@@ -3,13 +3,12 @@
 from linreg.callbacks import (
     DivergenceGuard,
     FitPlot,
+    GracefulStop,
     HParamsMetrics,
     OptimumGap,
     ParameterLogger,
     PredictionWriter,
-    TrainingInsights,
 )
-from linreg.checkpointing import RunCheckpoint
 from linreg.data import ArrayDataModule, SyntheticDataModule, TensorDataModule
 from linreg.errors import UserInputError
 from linreg.files import FileDataModule
@@ -20,16 +19,15 @@ __all__ = [
     "DivergenceGuard",
     "FileDataModule",
     "FitPlot",
+    "GracefulStop",
     "HParamsMetrics",
     "LinearRegression",
     "LinearRegressor",
     "OptimumGap",
     "ParameterLogger",
     "PredictionWriter",
-    "RunCheckpoint",
     "SyntheticDataModule",
     "TensorDataModule",
-    "TrainingInsights",
     "UserInputError",
     "main",
 ]

@@ -77,8 +77,11 @@ class LinearRegression(LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
 
     def forward(self, x: Tensor) -> Tensor:
-        """Predictions ``(batch, out_features)`` for ``x`` of shape ``(batch, in_features)``."""
-        return self.linear(x)
+        """Predictions ``(batch, out_features)`` for ``x`` of shape ``(batch, in_features)``.
+
+        ``x`` is taken in the model's precision, whatever the data's (a CSV is read as float64).
+        """
+        return self.linear(x.to(self.linear.weight.dtype))
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Loss of one mini-batch: data loss plus penalties; logged at the logger's interval."""
@@ -104,15 +107,6 @@ class LinearRegression(LightningModule):
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Predictions for the batch's ``x`` (a target column, if present, is ignored)."""
         return self(batch[0])
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Floating tensors of the batch in the model's precision, whatever the data's (float64 CSV)."""
-        if isinstance(batch, (tuple, list)):
-            dtype = self.dtype
-            return type(batch)(
-                t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() else t for t in batch
-            )
-        return batch
 
     def configure_optimizers(self) -> Any:
         """The configured optimizer, and scheduler if any."""
@@ -154,7 +148,7 @@ class LinearRegression(LightningModule):
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         """The data loss, mean squared error over all outputs; override for another loss."""
-        return F.mse_loss(prediction, target)
+        return F.mse_loss(prediction, target.to(prediction.dtype))
 
     def penalty(self) -> Tensor | float:
         """``l1 · Σ|W| + l2 · Σ W²`` over the weights (not the bias); 0 when both are off."""

@@ -5,6 +5,7 @@ Each raises :class:`~linreg.errors.UserInputError` before any run folder is crea
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +14,87 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningModule
 
 from linreg.errors import UserInputError
-from linreg.runs import logger_args, run_folder
+from linreg.trust import OPTIMIZER, SCHEDULER, resolve
 
 
-def check_predictions_path(predictions: str | None) -> None:
-    """``predict`` needs ``--predictions``, a file (not a folder) to write."""
+def check_kinds(config: Namespace) -> None:
+    """An optimizer must be an optimizer, a scheduler a scheduler, never quietly something else.
+
+    jsonargparse would otherwise fall back to the default (SGD) for an ``optimizer`` given in a
+    config file as a class that is not one, e.g. ``os.system``. The user's own classes may be
+    imported to check them (they asked for them).
+    """
+    model = config.get("model")
+    init_args = model.get("init_args") if isinstance(model, Namespace) else None
+    if not isinstance(init_args, Namespace):
+        return
+    examples = {"optimizer": "SGD, Adam or torch.optim.AdamW", "lr_scheduler": "StepLR"}
+    for key, kind in (("optimizer", OPTIMIZER), ("lr_scheduler", SCHEDULER)):
+        value = init_args.get(key)
+        path = value.get("class_path") if isinstance(value, Namespace) else value
+        if isinstance(path, str) and resolve(path, kind, import_allowed=True) is None:
+            raise UserInputError(
+                f"--model.{key} {path} is not {kind[0]}: give a class such as {examples[key]}."
+            )
+
+
+def check_predictions_path(predictions: str | None, inputs: list[str]) -> None:
+    """``--predictions``: a new or regular file (not a folder, link or device) that is no input.
+
+    ``-`` is standard output. The folder it goes to must be writable, checked before anything
+    is loaded, so that a long prediction never ends on a write error.
+    """
     if not predictions:
         raise UserInputError(
-            "linreg predict writes its predictions to a CSV file: add --predictions out.csv."
+            "linreg predict writes its predictions to a CSV file: add --predictions out.csv "
+            "(or --predictions - for standard output)."
         )
-    if Path(predictions).is_dir():
+    if predictions == "-":
+        target = Path.cwd() / "predictions"  # the part files are written in the working folder
+    else:
+        target = Path(predictions)
+        if target.is_dir():
+            raise UserInputError(
+                f"--predictions {predictions} is a folder; give a file name, e.g. "
+                f"{target / 'predictions.csv'}."
+            )
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            what = "a link" if target.is_symlink() else "not a regular file"
+            raise UserInputError(
+                f"--predictions {predictions} is {what}; linreg writes a new file and renames it "
+                f"into place, which would replace it: give the path of a regular file (or - for "
+                f"standard output)."
+            )
+        for source in inputs:
+            if _same_file(target, Path(source)):
+                raise UserInputError(
+                    f"--predictions {predictions} is {source}, an input of this command; write "
+                    f"the predictions to another file."
+                )
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise UserInputError(
-            f"--predictions {predictions} is a folder; give a file name, e.g. "
-            f"{Path(predictions) / 'predictions.csv'}."
+            f"--predictions {predictions}: cannot write in {folder} (permission denied); choose "
+            f"another place for the predictions."
         )
 
 
-def check_new_run_folder(config: Namespace) -> None:
-    """A new run named with ``--trainer.logger.init_args.version`` must not reuse a folder."""
-    args, folder = logger_args(config), run_folder(config)
-    if args is None or folder is None or args.get("version") in (None, ""):
-        return
-    version = args.version
-    if folder.is_dir() and any(folder.iterdir()):
-        raise UserInputError(
-            f"the run folder {folder} already holds a run (--trainer.logger.init_args.version "
-            f"{version}): choose another name, or continue that run with --ckpt_path "
-            f"{folder / 'checkpoints' / 'last.ckpt'}."
-        )
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_training_length(trainer: Namespace) -> None:
+    """A fit of zero epochs or steps trains nothing: refuse it, never report untrained weights."""
+    for option in ("max_epochs", "max_steps"):
+        if trainer.get(option) == 0:
+            raise UserInputError(
+                f"--trainer.{option} 0 trains nothing; give at least 1 (or -1 for no limit)."
+            )
 
 
 def check_checkpoint_fits(

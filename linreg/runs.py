@@ -1,136 +1,163 @@
-"""Run folders and checkpoints on the command line: where ``last``/``best`` are, which run goes on.
+"""Run folders: claiming a new one, finding ``last``/``best``, the run a checkpoint belongs to.
 
 Runs live in ``<save_dir>/<name>/<version>`` (``./lightning_logs/version_N`` by default), each
-with its ``config.yaml`` and ``checkpoints/``.
+with its ``config.yaml`` and ``checkpoints/``. A new run's folder is claimed with ``mkdir``,
+which only one process can win, so runs started together never share a folder.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import sys
+import errno
+import os
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonargparse import Namespace
-from lightning.pytorch.loggers import TensorBoardLogger
-
 from linreg.errors import UserInputError
+from linreg.notes import note
+
+CHECKPOINT_NAMES = ("last", "best")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*")
 
 
-def option_value(argv: list[str], option: str) -> str | None:
-    """The value given to ``option`` on a command line (``--opt value`` or ``--opt=value``)."""
-    for index, arg in enumerate(argv):
-        if arg == option and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith(option + "="):
-            return arg.split("=", 1)[1]
-    return None
+def run_name(version: Any) -> str:
+    """The folder name of run ``version``: ``version_N`` for a number, else the name itself."""
+    return f"version_{version}" if isinstance(version, int) else str(version)
 
 
-def peek_run_folder(argv: list[str]) -> Path:
-    """Where ``last``/``best`` are looked for, as the command line (or its ``--config``) says.
+def check_version(version: Any) -> None:
+    """A run name is a plain folder name: no path, nothing that leaves the runs folder."""
+    if isinstance(version, int) and version >= 0:
+        return
+    if not isinstance(version, str) or not PLAIN_NAME.fullmatch(version) or version in (".", ".."):
+        raise UserInputError(
+            f"--trainer.logger.init_args.version {version!r} is not a plain run name: give a "
+            f"name of letters, digits, '_', '-' or '.', such as exp1 (runs live in the logger's "
+            f"save_dir and name folders; set those to put them elsewhere)."
+        )
 
-    The named run's folder with ``--trainer.logger.init_args.version``, else the folder of all
-    runs (``./lightning_logs`` by default).
+
+def claim_run_folder(runs: Path, version: Any = None) -> str:
+    """Create the folder of a new run under ``runs`` and return its name.
+
+    With ``version`` None, the next free ``version_N``; else that name, which must not exist.
     """
-    logger: dict[str, Any] = {}
-    with contextlib.suppress(KeyError, TypeError):
-        logger = dict(peek_config(argv)["trainer"]["logger"]["init_args"])
-    options = {
-        key: option_value(argv, f"--trainer.logger.init_args.{key}") or logger.get(key)
-        for key in ("save_dir", "name", "version")
-    }
-    runs = Path(options["save_dir"] or ".") / (options["name"] or "lightning_logs")
-    return named_run(runs, options["version"])
-
-
-def peek_config(argv: list[str]) -> dict[str, Any]:
-    """The ``--config`` file given on the command line, read ahead of parsing (else empty)."""
-    config = option_value(argv, "--config")
-    if not config or not Path(config).is_file():
-        return {}
     try:
-        content = yaml.safe_load(Path(config).read_text())
-    except yaml.YAMLError:
-        return {}  # the parser reports it
-    return content if isinstance(content, dict) else {}
+        runs.mkdir(parents=True, exist_ok=True)
+        if version is not None:
+            check_version(version)
+            name = run_name(version)
+            _claim(runs / name)
+            return name
+        number = 1 + max((_number(p.name) for p in runs.iterdir()), default=-1)
+        while True:
+            try:
+                _claim(runs / f"version_{number}")
+                return f"version_{number}"
+            except FileExistsError:
+                number += 1
+    except FileExistsError:
+        folder = runs / run_name(version)
+        what = "a file" if folder.is_file() else "the folder of another run"
+        raise UserInputError(
+            f"{folder} is {what} (--trainer.logger.init_args.version {version}): choose another "
+            f"name, or continue that run with --ckpt_path {folder / 'checkpoints' / 'last.ckpt'}."
+        ) from None
+    except PermissionError as error:
+        raise UserInputError(
+            f"cannot create a run folder in {runs}: permission denied. Run from a folder you can "
+            f"write to, or set --trainer.logger.init_args.save_dir to one."
+        ) from error
+    except OSError as error:
+        if error.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserInputError(
+            f"cannot create a run folder in {runs}: {(error.strerror or 'failed').lower()}. Set "
+            f"--trainer.logger.init_args.save_dir to a folder with room to write."
+        ) from error
 
 
-def named_run(runs: Path, version: Any) -> Path:
-    """The folder of run ``version`` (``version_N`` for a number) under ``runs``; else ``runs``."""
-    if version in (None, ""):
-        return runs
-    return runs / (f"version_{version}" if isinstance(version, int) else str(version))
+def _claim(folder: Path) -> None:
+    os.mkdir(folder)  # atomic: exactly one process creates it
 
 
-def resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path | None) -> Path | None:
-    """A path; ``last``/``best`` name that file of the named run, or else of the newest run."""
-    if ckpt_path not in ("last", "best"):
+def _number(name: str) -> int:
+    match = re.fullmatch(r"version_(\d+)", name)
+    return int(match.group(1)) if match else -1
+
+
+def resolve_checkpoint(subcommand: str, ckpt_path: str, runs: Path) -> Path | None:
+    """A path; ``last``/``best`` name that file of the named run, else of the newest run.
+
+    For ``fit`` a missing ``last``/``best`` starts a new run (``None``, with a note).
+    """
+    if ckpt_path not in CHECKPOINT_NAMES:
         return Path(ckpt_path)
-    run = runs if runs is not None and (runs / "checkpoints").is_dir() else None
-    if run is None and runs is not None:
-        run = newest_run(runs)
-    found = run / "checkpoints" / f"{ckpt_path}.ckpt" if run is not None else None
-    if found is not None and found.is_file():
-        return found
-    if run is not None:
-        why = " (it had no validation split to pick a best by)" if ckpt_path == "best" else ""
-        problem = f"the run {run} has no {ckpt_path}.ckpt{why}"
-        advice = "give another checkpoint's path" + (" or --ckpt_path last" if why else "")
+    if (runs / "checkpoints").is_dir():  # a named run
+        found = runs / "checkpoints" / f"{ckpt_path}.ckpt"
+        if found.is_file():
+            return found
+        problem = f"the run {runs} has no {ckpt_path}.ckpt" + _why_missing(ckpt_path)
     else:
-        problem, advice = f"no run with checkpoints under {runs}", "train first with `linreg fit`"
+        ordered = runs_newest_first(runs)
+        candidates = (run / "checkpoints" / f"{ckpt_path}.ckpt" for run in ordered)
+        newest = next((path for path in candidates if path.is_file()), None)
+        if newest is not None:
+            if newest.parent.parent != ordered[0]:
+                note(
+                    f"the newest run, {ordered[0]}, has no {ckpt_path}.ckpt"
+                    f"{_why_missing(ckpt_path)}; using {newest}."
+                )
+            return newest
+        problem = f"no run with a {ckpt_path}.ckpt under {runs}"
     if subcommand == "fit":
-        print(f"linreg: --ckpt_path {ckpt_path}: {problem}: starting a new run.", file=sys.stderr)
+        note(f"--ckpt_path {ckpt_path}: {problem}: starting a new run.")
         return None
+    advice = "give the path of a .ckpt file"
+    if ckpt_path == "best":
+        advice += ", or --ckpt_path last"
+    if not any(runs.glob("*/checkpoints/*.ckpt")) and not (runs / "checkpoints").is_dir():
+        advice = "train first with `linreg fit`, or give the path of a .ckpt file"
     raise UserInputError(f"--ckpt_path {ckpt_path}: {problem}; {advice}.")
 
 
-def newest_run(runs: Path) -> Path | None:
-    """The run folder under ``runs`` whose checkpoints were written last."""
-    written = [p for p in runs.glob("*/checkpoints/*.ckpt") if not p.name.startswith(".")]
-    return max(written, key=lambda path: path.stat().st_mtime).parent.parent if written else None
+def _why_missing(ckpt_path: str) -> str:
+    if ckpt_path != "best":
+        return ""
+    return " (no validation split to pick a best by, or it diverged before one was kept)"
 
 
-def logger_args(config: Namespace) -> Namespace | None:
-    """The init args of the run's TensorBoardLogger, if that is the logger."""
-    logger = config.trainer.get("logger")
-    if not isinstance(logger, Namespace) or "class_path" not in logger:
-        return None
-    module, _, name = logger.class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name, None)
-    return (
-        logger.init_args if isinstance(cls, type) and issubclass(cls, TensorBoardLogger) else None
-    )
+def runs_newest_first(runs: Path) -> list[Path]:
+    """The run folders under ``runs`` that hold checkpoints, the most recently written first."""
+    written: dict[Path, float] = {}
+    for checkpoint in runs.glob("*/checkpoints/*.ckpt"):
+        run = checkpoint.parent.parent
+        written[run] = max(written.get(run, 0.0), checkpoint.stat().st_mtime)
+    return sorted(written, key=lambda run: written[run], reverse=True)
 
 
-def runs_folder(config: Namespace) -> Path | None:
-    """Where the logger puts its ``version_N`` folders (``./lightning_logs`` by default)."""
-    args = logger_args(config)
-    return Path(args.save_dir) / args.name if args is not None else None
-
-
-def run_folder(config: Namespace) -> Path | None:
-    """The named run's folder if the logger names one, else the folder of all runs."""
-    args, runs = logger_args(config), runs_folder(config)
-    return named_run(runs, args.get("version")) if args is not None and runs else runs
-
-
-def run_config(checkpoint: Path | None) -> Path | None:
+def run_config(checkpoint: Path) -> Path | None:
     """The ``config.yaml`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``)."""
-    if checkpoint is None or checkpoint.parent.name != "checkpoints":
+    if checkpoint.parent.name != "checkpoints":
         return None
     config = checkpoint.parent.parent / "config.yaml"
     return config if config.is_file() else None
 
 
-def continue_in_run_folder(config: Namespace, checkpoint: Path) -> None:
-    """Log a resumed run into the folder of the run it continues (``.../version_N/checkpoints``)."""
-    args = logger_args(config)
-    runs = runs_folder(config)
-    if args is None or runs is None:
-        return
+def run_of(checkpoint: Path, runs: Path) -> str | None:
+    """The name of the run under ``runs`` that ``checkpoint`` belongs to, if it is one."""
     run_dir = checkpoint.resolve().parent.parent
     if checkpoint.parent.name == "checkpoints" and run_dir.parent == runs.resolve():
-        args.version = run_dir.name
+        return run_dir.name
+    return None
+
+
+__all__ = [
+    "check_version",
+    "claim_run_folder",
+    "resolve_checkpoint",
+    "run_config",
+    "run_name",
+    "run_of",
+    "runs_newest_first",
+]

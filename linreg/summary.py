@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: str | None) -> str:
@@ -30,16 +31,22 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
         )
     if log_dir:
         lines.append(f"  logs: {log_dir}")
-    checkpoint = trainer.checkpoint_callback
-    for kind in ("best", "last"):
-        path = getattr(checkpoint, f"{kind}_model_path", "") if checkpoint is not None else ""
-        if path:
-            lines.append(f"  {kind} checkpoint: {path}")
+    for kind, path in checkpoint_paths(trainer).items():
+        lines.append(f"  {kind} checkpoint: {path}")
     if trainer.logger is not None and log_dir:
         lines.append(
             f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}"
         )
     return "\n".join(lines)
+
+
+def checkpoint_paths(trainer: Trainer) -> dict[str, str]:
+    """``best`` (the monitored checkpoint) and ``last`` (unmonitored, every epoch), as written."""
+    paths = {}
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            paths["last" if callback.monitor is None else "best"] = callback.best_model_path
+    return dict(sorted(paths.items()))
 
 
 def _parameter_lines(weight: Any, bias: Any, names: list[str] | None) -> list[str]:

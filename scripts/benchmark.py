@@ -56,8 +56,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg import LinearRegression, TensorDataModule
-from linreg.cli import PROGRESS_BAR_REFRESH_RATE, SWITCHABLE_CALLBACKS, TRAINER_DEFAULTS
-from linreg.run_logger import RunLogger
+from linreg.cli import PROGRESS_BAR_REFRESH_RATE, FIT_CALLBACKS, TRAINER_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 LR = 0.05
@@ -129,10 +128,10 @@ def linreg_path(
     model.linear.load_state_dict(initial_model(x.shape[1]).state_dict())
     data = TensorDataModule(x.cpu(), y.cpu(), batch_size, val_fraction=0.0, test_fraction=0.0)
     with tempfile.TemporaryDirectory() as logs:
-        logger = RunLogger(logs, name="bench", default_hp_metric=False) if extras else None
+        logger = TensorBoardLogger(logs, name="bench", default_hp_metric=False) if extras else None
         callbacks = [
             TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE),  # as `linreg fit` sets them
-            *(callback() for callback in SWITCHABLE_CALLBACKS.values()),
+            *(callback() for callback in FIT_CALLBACKS.values()),
         ]
         trainer = _trainer(steps, timer, logger, callbacks if extras else None)
         trainer.log_every_n_steps = TRAINER_DEFAULTS["log_every_n_steps"]
@@ -355,7 +354,7 @@ def memmap_file(rows: int, features: int = 16) -> dict[str, float]:
         command = [linreg, "fit", "--data", "linreg.FileDataModule", "--data.path", str(path),
                    "--data.batch_size", "8192", "--trainer.max_epochs", "1",
                    "--trainer.enable_progress_bar", "false",
-                   "--insights.fit_plot_every_n_epochs", "null"]  # fmt: skip
+                   "--fit_plot", "null"]  # fmt: skip
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip

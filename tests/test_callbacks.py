@@ -24,21 +24,20 @@ from linreg.callbacks import (
     FitPlot,
     OptimumGap,
     ParameterLogger,
-    TrainingInsights,
     fit_plot,
 )
 from linreg.errors import UserInputError
-from tests.conftest import load_checkpoint, run_linreg, scalars
+from tests.conftest import LEAN, load_checkpoint, run_linreg, scalars
 
 pytestmark = pytest.mark.slow
 
 NOISY = ("--data.noise", "0.1", "--data.seed", "3", "--trainer.max_epochs", "6",
-         "--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "2")  # fmt: skip
+         "--trainer.enable_progress_bar", "false", "--fit_plot.every_n_epochs", "2")  # fmt: skip
 # No validation split; 80 training rows in batches of 10: 8 steps per epoch, logged every 5.
 SHORT = ("--data.n_samples", "100", "--data.val_fraction", "0", "--data.test_fraction", "0.2",
          "--data.batch_size", "10", "--data.n_features", "2", "--data.weight", "[1.0, 2.0]",
          "--trainer.log_every_n_steps", "5", "--trainer.max_epochs", "2",
-         "--insights.fit_plot_every_n_epochs", "1", "--trainer.enable_progress_bar", "false")  # fmt: skip
+         "--fit_plot.every_n_epochs", "1", "--trainer.enable_progress_bar", "false")  # fmt: skip
 
 
 def _accumulator(run_dir: Path):
@@ -163,9 +162,7 @@ def test_many_features_log_norm_histogram_and_scatter(tmp_path: Path) -> None:
 
 
 def test_each_callback_can_be_switched_off(tmp_path: Path) -> None:
-    off = ("--insights.parameters", "false", "--insights.optimum_gap", "false",
-           "--insights.fit_plot_every_n_epochs", "null", "--insights.hparams", "false")  # fmt: skip
-    result = run_linreg("fit", *off, "--trainer.max_epochs", "2",
+    result = run_linreg("fit", *LEAN, "--trainer.max_epochs", "2",
                         "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     run_dir = tmp_path / "lightning_logs" / "version_0"
     tags = set(scalars(run_dir))
@@ -239,8 +236,6 @@ def test_images_and_histograms_are_at_the_steps_of_the_scalars(short_run: tuple[
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: TrainingInsights(fit_plot_every_n_epochs=-1), "fit_plot_every_n_epochs must be 0"),
-        (lambda: TrainingInsights(max_scalars=-1), "max_scalars must be 0 or more, got -1"),
         (lambda: ParameterLogger(max_scalars=-2), "max_scalars must be 0 or more, got -2"),
         (lambda: FitPlot(every_n_epochs=-1), "every_n_epochs must be 0 or more, got -1"),
         (lambda: FitPlot(max_points=0), "max_points must be at least 1, got 0"),
@@ -248,8 +243,6 @@ def test_images_and_histograms_are_at_the_steps_of_the_scalars(short_run: tuple[
         (lambda: DivergenceGuard(check_every_n_steps=0), "check_every_n_steps must be at least 1"),
     ],
     ids=[
-        "plot-interval",
-        "insights-max-scalars",
         "max-scalars",
         "every-n-epochs",
         "max-points",
@@ -263,13 +256,10 @@ def test_callback_arguments_are_checked(make, message: str) -> None:
 
 
 def test_a_bad_callback_option_is_one_line_before_any_work(tmp_path: Path) -> None:
-    result = run_linreg(
-        "fit", "--insights.fit_plot_every_n_epochs", "-1", cwd=tmp_path, check=False
-    )
+    result = run_linreg("fit", "--fit_plot.every_n_epochs", "-1", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "linreg: error: fit_plot_every_n_epochs must be 0 or more (0: draw only at the end; null: "
-        "never), got -1."
+        "linreg: error: every_n_epochs must be 0 or more, got -1."
     )
     assert not (tmp_path / "lightning_logs").exists()
 

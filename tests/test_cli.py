@@ -165,3 +165,83 @@ def test_bad_option_value_is_one_clear_line(linreg, tmp_path: Path) -> None:
     assert "batch_size must be a positive integer, got 0" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_without_a_logger_nothing_in_the_working_folder_is_overwritten(
+    linreg, tmp_path: Path
+) -> None:
+    mine = {"config.yaml": "my: config\n", "fit.png": "not a picture"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    linreg("fit", "--trainer.logger", "false", *QUICK)
+    assert {name: (tmp_path / name).read_text() for name in mine} == mine
+    run_dir = tmp_path / "lightning_logs" / "version_0"  # the run's files got a folder of their own
+    assert (run_dir / "config.yaml").exists() and (run_dir / "fit.png").exists()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert not list(run_dir.glob("events.out.tfevents.*"))  # no logger: no TensorBoard file
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trainer.max_epochs", "0"], "--trainer.max_epochs 0 trains nothing; give at least 1"),
+        (["--trainer.logger.init_args.version", "../../escape"], "is not a plain run name"),
+    ],
+    ids=["zero-epochs", "escaping-run-name"],
+)
+def test_runs_that_would_mislead_are_refused(run_main, tmp_path: Path, args, message) -> None:
+    code, stderr = run_main("fit", *args)
+    assert code == 2 and message in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_linreg_debug_is_on_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from linreg.cli import debugging
+
+    for value, expected in (
+        ("0", False),
+        ("", False),
+        ("false", False),
+        ("1", True),
+        ("yes", True),
+    ):
+        monkeypatch.setenv("LINREG_DEBUG", value)
+        assert debugging() is expected, value
+
+
+def test_a_data_file_named_by_the_checkpoint_is_never_quoted(run_main, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("1.5,2.5,3.5\n4,5,6\n")  # numbers in the first line: not a header
+    torch.save(
+        {
+            "state_dict": {"linear.weight": torch.ones(1, 2), "linear.bias": torch.zeros(1)},
+            "pytorch-lightning_version": "2.6.6",
+            "hyper_parameters": {"_class_path": "linreg.LinearRegression"},
+            "datamodule_hyper_parameters": {
+                "_class_path": "linreg.FileDataModule",
+                "path": str(secret),
+            },
+        },
+        tmp_path / "given.ckpt",
+    )
+    code, stderr = run_main("test", "--ckpt_path", "given.ckpt")
+    assert code == 2
+    assert (
+        f"the data file {secret}, which the checkpoint given.ckpt was trained on, cannot be used"
+        in stderr
+    )
+    assert "1.5" not in stderr and "3.5" not in stderr
+
+
+def test_the_checkpoint_workaround_is_still_needed() -> None:
+    """LinRegCLI overrides LightningCLI._parse_ckpt_path (no public hook in Lightning 2.6).
+
+    If this fails, Lightning changed: use its public hook (adapt_checkpoint_hparams, PR #21408)
+    or follow the rename, and drop the override.
+    """
+    import inspect
+
+    from lightning.pytorch.cli import LightningCLI
+
+    assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__)
+    assert not hasattr(LightningCLI, "adapt_checkpoint_hparams")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import shutil
+import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +18,7 @@ from linreg import FileDataModule
 from linreg.errors import UserInputError
 from tests.conftest import load_checkpoint, run_linreg, scalars
 
-QUIET = ("--trainer.enable_progress_bar", "false", "--insights.fit_plot_every_n_epochs", "null")
+QUIET = ("--trainer.enable_progress_bar", "false", "--fit_plot", "null")
 WEIGHTS = np.array([[2.0, -1.0], [-0.3, 0.1], [0.01, 0.02]])  # 3 features -> 2 targets
 BIAS = np.array([5.0, -3.0])
 FIT = ("fit", "--data", "linreg.FileDataModule", *QUIET)
@@ -322,7 +326,7 @@ def _bad_files(folder: Path) -> None:
     (folder / "words.csv").write_text("a,b,c,price,rent\n1,2,3,4,5\n1,abc,3,4,5\n")
     (folder / "holes.csv").write_text("a,b,c,price,rent\n1,2,3,4,5\n1,nan,3,4,5\n1,2,inf,4,5\n")
     (folder / "ragged.csv").write_text("a,b,c,price,rent\n1,2,3,4,5\n1,2,3\n")
-    _write_csv(folder / "few.csv", ["a", "b", "c", "price", "rent"], np.ones((5, 5)))
+    _write_csv(folder / "few.csv", ["a", "b", "c", "price", "rent"], np.ones((3, 5)))
     _write_csv(folder / "other_columns.csv", ["a", "b", "d"], np.ones((3, 3)))
     np.save(folder / "cube.npy", np.ones((4, 3, 2)))
     (folder / "wide.csv").write_text("a,b,c,price,rent\n" + "1,2,3,4,5,6\n" * 50)
@@ -345,6 +349,19 @@ def _bad_files(folder: Path) -> None:
     (folder / "no_header.csv").write_text("1,2,3,4,5\n" * 50)
     (folder / "trailing_comma.csv").write_text("a,b,c,price,rent,\n" + "1,2,3,4,5,\n" * 50)
     (folder / "labels.csv").write_text("id,a,b,c,price,rent\n" + "r,1,2,3,4,5\n" * 50)
+    (folder / "utf16.csv").write_text("a,b,c,price,rent\n" + "1,2,3,4,5\n" * 50, encoding="utf-16")
+    (folder / "decimal.csv").write_text("a;b;c;price;rent\n" + "1,5;2;3;4;5\n" * 50)
+    (folder / "open_quote.csv").write_text(
+        "a,b,c,price,rent\n" + "1,2,3,4,5\n" * 20 + '1,"2,3,4,5\n' + "1,2,3,4,5\n" * 29
+    )
+    (folder / "target_only.csv").write_text("price\n" + "1\n" * 50)
+    (folder / "huge_target.csv").write_text("a,b,c,price,rent\n" + "1,2,3,3e38,5\n" * 50)
+    os.mkfifo(folder / "pipe.csv")
+    with zipfile.ZipFile(folder / "bomb.npz", "w") as archive:  # headers that ask for 82 GiB
+        for name, shape in (("x", (10**9, 10)), ("y", (10**9,))):
+            with archive.open(f"{name}.npy", "w") as member:
+                header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(member, header)
 
 
 BAD_INPUTS = [
@@ -371,7 +388,7 @@ BAD_INPUTS = [
     pytest.param((*FIT, "--data.path", "words.csv"), "words.csv, row 2 (line 3), column 'b' is not a number: 'abc'", id="non-numeric"),
     pytest.param((*FIT, "--data.path", "holes.csv"), "holes.csv has 2 missing or infinite value(s) (NaN/inf); the first is in row 2, column 'b'", id="nan-inf"),
     pytest.param((*FIT, "--data.path", "ragged.csv"), "ragged.csv, row 2 (line 3) has 3 values but the header has 5 columns", id="ragged-row"),
-    pytest.param((*FIT, "--data.path", "few.csv"), "few.csv has 5 rows, which leaves 3 for training, fewer than batch_size=32", id="too-few-rows"),
+    pytest.param((*FIT, "--data.path", "few.csv"), "few.csv has 3 rows, too few for val_fraction=0.1: the val split would be empty. Use more rows or set val_fraction to 0.", id="too-few-rows"),
     pytest.param((*FIT, "--data.path", "cube.npy"), "cube.npy holds a 3-D array of shape (4, 3, 2)", id="npy-not-2d"),
     pytest.param((*PREDICT, "--data.path", "other_columns.csv", "--predictions", "p.csv"), "does not have the columns the model was trained on", id="predict-other-columns"),
     pytest.param((*PREDICT, "--data.path", "new.csv", "--predictions", "new.csv"), "is the input file itself", id="predict-over-input"),
@@ -383,6 +400,15 @@ BAD_INPUTS = [
     pytest.param((*FIT, "--data.path", "labels.csv", "--data.target", "rent"), "column 'id' is not a number: 'r'. Fix or remove that row. If the column holds text in every row, leave it out: --data.features \"[a, b, c, price]\"", id="text-column"),
     pytest.param((*FIT, "--data.path", "houses.csv", "--data.target", "[]"), "--data.target is an empty list", id="no-target"),
     pytest.param((*FIT, "--data.path", "houses.csv", "--model.fit_intercept", "false"), "centres the features, which puts an intercept back: add --data.normalize false", id="origin-line-on-centred-data"),
+    pytest.param((*FIT, "--data.path", "utf16.csv"), "utf16.csv is UTF-16 text; linreg reads UTF-8. Convert it, e.g. iconv -f UTF-16 -t UTF-8 utf16.csv > utf16_utf8.csv", id="utf16"),
+    pytest.param((*FIT, "--data.path", "decimal.csv", "--data.delimiter", ";"), "decimal.csv, row 1 (line 2), column 'a' is not a number: '1,5'. This file seems to use decimal commas: convert them to points (1,5 → 1.5)", id="decimal-comma"),
+    pytest.param((*FIT, "--data.path", "open_quote.csv"), "open_quote.csv, row 21 (line 22), column 'b': a quote (\") opens a value that is never closed: the value runs to the end of the file (line 51)", id="unterminated-quote"),
+    pytest.param((*FIT, "--data.path", "target_only.csv"), "target_only.csv has only one column, 'price', the target: linreg needs at least one feature column besides it.", id="only-a-target"),
+    pytest.param((*FIT, "--data.path", "huge_target.csv", "--data.target", "price"), "huge_target.csv, row 1, column 'price' holds 3e+38: too large for linreg's float32 model (at most 1e+18 in size, so that its square fits in float32). Standardize the targets (--data.normalize_target true)", id="target-overflows-float32-squares"),
+    pytest.param((*FIT, "--data.path", "pipe.csv"), "data file pipe.csv is a named pipe (FIFO), not a regular file.", id="fifo"),
+    pytest.param((*FIT, "--data.path", "/dev/zero"), "data file /dev/zero is a device, not a regular file.", id="device"),
+    pytest.param((*FIT, "--data.path", "."), "data file . is a directory, not a regular file.", id="directory"),
+    pytest.param((*FIT, "--data.path", "bomb.npz"), "bomb.npz: its arrays ('x' (1000000000, 10) float64: 74.5 GiB, 'y' (1000000000,) float64: 7.5 GiB) need about 82.0 GiB of memory", id="npz-beyond-memory"),
 ]  # fmt: skip
 
 
@@ -419,3 +445,395 @@ def test_errors_name_the_file_and_columns_in_python_too(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"unsupported file type '\.parquet'"):
         (tmp_path / "d.parquet").write_bytes(b"PAR1")
         _ = FileDataModule(str(tmp_path / "d.parquet")).num_features
+
+
+# -- precision: the file's own ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "save", "dtype"),
+    [
+        pytest.param("d.csv", lambda p, t: _write_csv(p, ["a", "b", "c", "y"], t), torch.float64, id="csv-float64"),
+        pytest.param("d.npy", lambda p, t: np.save(p, t), torch.float64, id="npy-float64"),
+        pytest.param("d.npy", lambda p, t: np.save(p, t.astype(np.float32)), torch.float32, id="npy-float32"),
+        pytest.param("d.npy", lambda p, t: np.save(p, t.astype(np.float16)), torch.float32, id="npy-float16"),
+        pytest.param("d.npy", lambda p, t: np.save(p, t.astype(np.int32)), torch.float32, id="npy-int32"),
+        pytest.param("d.npz", lambda p, t: np.savez(p, x=t[:, :3], y=t[:, 3]), torch.float64, id="npz-float64"),
+        pytest.param("d.npz", lambda p, t: np.savez(p, x=t[:, :3].astype(np.float32), y=t[:, 3].astype(np.float32)), torch.float32, id="npz-float32"),
+        pytest.param("d.npz", lambda p, t: np.savez(p, x=t[:, :3].astype(np.int64), y=t[:, 3].astype(np.int64)), torch.float32, id="npz-int64"),
+    ],
+)  # fmt: skip
+def test_batches_come_in_the_precision_of_the_file(
+    tmp_path: Path, name: str, save, dtype: torch.dtype
+) -> None:
+    x, y = _table(200)
+    save(tmp_path / name, np.hstack([x, y[:, :1]]))
+    data = FileDataModule(str(tmp_path / name), normalize=False, batch_size=16)
+    data.setup("fit")
+    batch_x, batch_y = next(iter(data.train_dataloader()))
+    assert batch_x.dtype == batch_y.dtype == dtype
+    standardized = FileDataModule(str(tmp_path / name), batch_size=16)
+    standardized.setup("fit")
+    assert standardized.statistics["feature_std"].dtype == torch.float64
+    assert next(iter(standardized.train_dataloader()))[0].dtype == dtype
+    if name.endswith(".npy") and dtype == torch.float64:
+        assert isinstance(data.datasets["all"].x, np.ndarray)  # still memory-mapped
+
+
+def test_csv_values_are_kept_to_the_last_digit(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text(
+        "a,y\n" + "".join(f"{100000000 + i / 7:.17g},{i}\n" for i in range(50))
+    )
+    data = FileDataModule(str(tmp_path / "d.csv"), normalize=False)
+    x, _ = data.load_arrays()
+    assert x.dtype == torch.float64
+    np.testing.assert_array_equal(x[:, 0].numpy(), [100000000 + i / 7 for i in range(50)])
+
+
+# -- standardization statistics: once, stable, scale-invariant --------------------------------
+
+
+def test_statistics_of_a_large_offset_column_are_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = np.column_stack([1e8 + rng.normal(size=100_000) * 1e-3, rng.normal(size=100_000)])
+    np.save(tmp_path / "d.npy", np.column_stack([x, x[:, 1]]))
+    data = FileDataModule(str(tmp_path / "d.npy"), val_fraction=0.0, test_fraction=0.0)
+    data.setup("fit")  # two chunks of 65,536 rows and less, merged
+    stats = data.statistics
+    mean = [math.fsum(column) / len(column) for column in x.T]  # exactly rounded references
+    std = [
+        math.sqrt(math.fsum((column - m) ** 2) / len(column))
+        for column, m in zip(x.T, mean, strict=True)
+    ]
+    np.testing.assert_allclose(stats["feature_mean"].numpy(), mean, rtol=1e-15, atol=1e-15)
+    # E[x²] - mean² gave 0 or garbage here
+    np.testing.assert_allclose(stats["feature_std"].numpy(), std, rtol=1e-12)
+    standardized = torch.cat([x for x, _ in data.chunks("train")])
+    np.testing.assert_allclose(standardized.std(0, correction=0).numpy(), [1, 1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e12], ids=["farads", "huge"])
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_standardized_batches_do_not_depend_on_a_column_scale(
+    tmp_path: Path, scale: float, suffix: str
+) -> None:
+    x, y = _table(500)
+    scaled = x.copy()
+    scaled[:, 1] *= scale
+    batches = []
+    for name, table in (("plain", x), ("scaled", scaled)):
+        path = tmp_path / f"{name}{suffix}"
+        if suffix == ".npy":
+            np.save(path, np.hstack([table, y[:, :1]]))
+        else:
+            with open(path, "w") as file:
+                file.write("a,b,c,y\n")
+                np.savetxt(file, np.hstack([table, y[:, :1]]), delimiter=",", fmt="%.17g")
+        data = FileDataModule(str(path))
+        data.setup("fit")
+        batches.append(torch.cat([x for x, _ in data.chunks("all")]))
+    np.testing.assert_allclose(batches[1].numpy(), batches[0].numpy(), rtol=1e-12, atol=1e-12)
+    assert batches[0].std(0).min() > 0.5  # the column is standardized, not taken as constant
+
+
+def test_a_column_is_constant_only_when_all_its_values_are_equal(tmp_path: Path) -> None:
+    rows = 100
+    tiny = np.linspace(1e-12, 2e-12, rows)  # varies, at a small scale
+    constant = np.full(rows, 0.1)  # the same value: its float64 mean may differ from it by an ulp
+    np.save(tmp_path / "d.npy", np.column_stack([tiny, constant, np.arange(rows)]))
+    data = FileDataModule(str(tmp_path / "d.npy"))
+    data.setup("fit")
+    std = data.statistics["feature_std"]
+    train = data.datasets["train"][:][0]
+    assert std[0] == pytest.approx(np.std(tiny[data._split_rows(rows)["train"].numpy()]), rel=1e-9)
+    assert std[1] == 1.0 and torch.all(train[:, 1].abs() < 1e-15)
+    assert train[:, 0].std(correction=0) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_the_file_is_read_split_and_summarized_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import linreg.files
+
+    x, y = _table(300)
+    _write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.hstack([x, y[:, :1]]))
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("read_schema", "load_columns", "training_statistics"):
+        monkeypatch.setattr(linreg.files, name, counted(name, getattr(linreg.files, name)))
+    data = FileDataModule(str(tmp_path / "d.csv"))
+    monkeypatch.setattr(data, "_split_rows", counted("split", data._split_rows))
+    assert data.num_features == 3 and data.hparams["features"] is None  # reading, not recording
+    data.check("fit")  # what the command does first
+    assert data.hparams["features"] == ["a", "b", "c"] and data.hparams["target"] == "y"
+    data.setup("fit")
+    for loader in (data.train_dataloader(), data.val_dataloader()):
+        list(loader)
+    list(data.chunks("train"))
+    data.state_dict()
+    data.to_original_units(torch.ones(1, 3), torch.zeros(1))
+    assert calls == {"read_schema": 1, "load_columns": 1, "training_statistics": 1, "split": 1}
+
+
+def test_statistics_are_restored_not_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import linreg.files
+
+    x, y = _table(300)
+    path = str(_write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.hstack([x, y[:, :1]])))
+    trained = FileDataModule(path)
+    trained.setup("fit")
+    state = trained.state_dict()
+    monkeypatch.setattr(linreg.files, "training_statistics", None)  # must not be called
+    for stage in ("fit", "test", "predict"):
+        restored = FileDataModule(path)
+        restored.check(stage)
+        restored.load_state_dict(state)  # as the command does, before setup
+        restored.setup(stage)
+        assert torch.equal(restored.statistics["feature_std"], state["statistics"]["feature_std"])
+
+
+def test_a_float32_checkpoint_of_an_earlier_version_still_loads(tmp_path: Path) -> None:
+    x, y = _table(100)
+    path = str(_write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.hstack([x, y[:, :1]])))
+    old = {
+        "statistics": {
+            "feature_mean": torch.tensor([0.0, 50.0, 1000.0]),
+            "feature_std": torch.tensor([1.0, 10.0, 100.0]),
+            "target_mean": torch.tensor([5.0]),
+            "target_std": torch.tensor([2.0]),
+        },
+        "features": ["a", "b", "c"],
+        "targets": ["y"],
+    }
+    data = FileDataModule(path)
+    data.load_state_dict(old)
+    assert all(value.dtype == torch.float64 for value in data.statistics.values())
+    data.setup("predict")
+    x_batch, read = data.datasets["all"][:3][0], data.load_arrays()[0][:3].numpy()
+    np.testing.assert_allclose(x_batch.numpy(), (read - [0, 50, 1000]) / [1, 10, 100], rtol=1e-12)
+
+
+STATS = {"feature_mean": torch.zeros(3, dtype=torch.float64), "feature_std": torch.ones(3, dtype=torch.float64),
+         "target_mean": torch.zeros(1, dtype=torch.float64), "target_std": torch.ones(1, dtype=torch.float64)}  # fmt: skip
+DAMAGED = "the checkpoint's standardization statistics are invalid: "
+ADVICE = r"\. The checkpoint is damaged or was not written by linreg fit; use another one, or train again\.$"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param({"feature_std": torch.ones(2, dtype=torch.float64)}, DAMAGED + r"'feature_std' has shape \[2\], but there are 3 feature column\(s\) \(a, b, c\)" + ADVICE, id="wrong-length"),
+        pytest.param({"target_mean": torch.zeros(1, 1)}, DAMAGED + r"'target_mean' has shape \[1, 1\], but there are 1 target column\(s\) \(y\)", id="wrong-shape"),
+        pytest.param({"feature_mean": torch.tensor([0.0, float("nan"), 0.0])}, DAMAGED + r"'feature_mean' is nan for column 'b'" + ADVICE, id="nan"),
+        pytest.param({"feature_std": torch.tensor([1.0, 1.0, 0.0])}, DAMAGED + r"'feature_std' is 0 for column 'c', and a standard deviation must be positive" + ADVICE, id="zero-std"),
+        pytest.param({"target_std": torch.tensor([-2.0])}, DAMAGED + r"'target_std' is -2 for column 'y', and a standard deviation must be positive", id="negative-std"),
+        pytest.param({"feature_std": torch.tensor([1, 1, 1])}, DAMAGED + r"'feature_std' holds torch.int64, not floating-point numbers", id="integers"),
+        pytest.param({"feature_std": [1.0, 1.0, 1.0]}, DAMAGED + r"'feature_std' holds list, not floating-point numbers", id="not-a-tensor"),
+        pytest.param({"feature_mean": None}, r"the checkpoint holds no standardization statistics for the features \('feature_mean' is missing\), but --data.normalize is true: the model was trained without standardizing them\. Set --data.normalize false, as in training, or give a checkpoint trained with it\.", id="missing"),
+    ],
+)  # fmt: skip
+def test_damaged_checkpoint_statistics_are_refused(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    _write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.ones((50, 4)))
+    statistics = {k: v for k, v in {**STATS, **change}.items() if v is not None}
+    data = FileDataModule(str(tmp_path / "d.csv"), normalize_target=True)
+    with pytest.raises(UserInputError, match=message):
+        data.load_state_dict(
+            {"statistics": statistics, "features": ["a", "b", "c"], "targets": ["y"]}
+        )
+
+
+def test_checkpoint_data_state_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.ones((50, 4)))
+    data = FileDataModule(str(tmp_path / "d.csv"))
+    with pytest.raises(
+        UserInputError,
+        match=r"the checkpoint's standardization statistics are invalid: they are str, not a table of tensors",
+    ):
+        data.load_state_dict({"statistics": "mean", "features": ["a", "b", "c"]})
+    with pytest.raises(
+        UserInputError, match=r"the checkpoint's data state is invalid: it is list, not a table"
+    ):
+        data.load_state_dict([1, 2])  # type: ignore[arg-type]
+
+
+# -- values the float32 model cannot take, after the transform --------------------------------
+
+
+def test_unstandardized_values_near_float32_max_are_refused(tmp_path: Path) -> None:
+    table = np.ones((50, 3))
+    table[7, 1] = 3e38
+    np.save(tmp_path / "big_feature.npy", table)
+    with pytest.raises(
+        UserInputError,
+        match=r"^.*big_feature.npy, row 8, column 'column_1' holds 3e\+38: too large for linreg's float32 model \(at most 1e\+18 in size, so that its square fits in float32\)\. Standardize the features \(--data.normalize true\), or rescale that column \(change its units\)\.$",
+    ):
+        FileDataModule(str(tmp_path / "big_feature.npy"), normalize=False).check("fit")
+    FileDataModule(str(tmp_path / "big_feature.npy")).setup("fit")  # standardized: fine
+    table = np.ones((50, 3))
+    table[:, 2] = np.linspace(-3e38, 3e38, 50)
+    _write_csv(tmp_path / "big_target.csv", ["a", "b", "price"], table)
+    with pytest.raises(
+        UserInputError,
+        match=r"big_target.csv, row 1, column 'price' holds -3e\+38: too large for linreg's float32 model .* Standardize the targets \(--data.normalize_target true\), or rescale that column",
+    ):
+        FileDataModule(str(tmp_path / "big_target.csv")).check("fit")
+    data = FileDataModule(str(tmp_path / "big_target.csv"), normalize_target=True)
+    data.setup("fit")
+    assert torch.isfinite(torch.cat([y for _, y in data.chunks("all")])).all()
+
+
+def test_values_far_outside_the_training_data_are_refused_before_predicting(tmp_path: Path) -> None:
+    x, y = _table(100)
+    path = str(_write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], np.hstack([x, y[:, :1]])))
+    trained = FileDataModule(path)
+    trained.setup("fit")
+    state = trained.state_dict()
+    state["statistics"]["feature_mean"][2] = 1000.0
+    state["statistics"]["feature_std"][2] = 1e-10  # a column that barely varied in training
+    new = np.full((5, 3), 1000.0)
+    new[3, 2] = 1e20
+    _write_csv(tmp_path / "new.csv", ["a", "b", "c"], new)
+    data = FileDataModule(str(tmp_path / "new.csv"), features=["a", "b", "c"], target="y")
+    data.check("predict")
+    with pytest.raises(
+        UserInputError,
+        match=r"new.csv, row 4, column 'c' holds 1e\+20, which the training split's mean and standard deviation standardize to 1e\+30: too large for linreg's float32 model \(at most 1e\+18 in size, so that its square fits in float32\)\. That value lies far outside the training data in this column: check it, or train on data that covers it\.$",
+    ):
+        data.load_state_dict(state)
+
+
+# -- the file itself: not a file, unreadable, too big -----------------------------------------
+
+
+def test_a_path_that_is_not_a_regular_file_is_named_for_what_it_is(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    cases = {
+        str(tmp_path): "is a directory",
+        str(tmp_path / "pipe.csv"): r"is a named pipe \(FIFO\)",  # never opened: would block
+        "/dev/zero": "is a device",  # never read: would never end
+    }
+    for path, kind in cases.items():
+        with pytest.raises(
+            UserInputError,
+            match=rf"^data file {path} {kind}, not a regular file\. Give the path of a \.csv, \.npy or \.npz file \(--data\.path\); to read from a pipe, save its output to a file first\.$",
+        ):
+            FileDataModule(path).check("fit")
+
+
+def test_an_unreadable_file_says_permission_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import linreg.schema
+
+    path = _write_csv(tmp_path / "d.csv", ["a", "y"], np.ones((50, 2)))
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(linreg.schema, "open", denied, raising=False)
+    with pytest.raises(
+        UserInputError,
+        match=rf"^data file {path} cannot be read: permission denied\. Make it readable for you \(e\.g\. chmod a\+r {path}\), or copy it somewhere you can read it\.$",
+    ):
+        FileDataModule(str(path)).check("fit")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_for_real(tmp_path: Path) -> None:
+    path = _write_csv(tmp_path / "d.csv", ["a", "y"], np.ones((50, 2)))
+    path.chmod(0)
+    with pytest.raises(UserInputError, match="cannot be read: permission denied"):
+        FileDataModule(str(path)).check("fit")
+
+
+def test_an_npz_declaring_more_memory_than_there_is_is_refused_before_reading(
+    tmp_path: Path,
+) -> None:
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("x.npy", "w") as member,  # a header that asks for 74.5 GiB, no data
+    ):
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "<f8", "fortran_order": False, "shape": (1_000_000_000, 10)}
+        )
+    data = FileDataModule(str(path))
+    assert data.num_features == 10  # the header is enough for the columns
+    with pytest.raises(
+        UserInputError,
+        match=r"bomb.npz: its arrays \('x' \(1000000000, 10\) float64: 74.5 GiB\) need about 74.5 GiB of memory, but only .* GiB is available\. Save the table as one \.npy file instead, e\.g\. np\.save\('table\.npy', np\.column_stack\(\[x, y\]\)\): linreg memory-maps a \.npy file rather than loading it\.$",
+    ):
+        data.check("predict")
+
+
+# -- messages that used to mislead --------------------------------------------------------------
+
+
+def _csv(folder: Path, name: str, text: str, encoding: str = "utf-8") -> str:
+    (folder / name).write_bytes(text.encode(encoding))
+    return str(folder / name)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kwargs", "message"),
+    [
+        pytest.param("y_only.csv", "y\n1\n2\n3\n", {}, r"y_only.csv has only one column, 'y', the target: linreg needs at least one feature column besides it\. Add the feature columns to the file\.$", id="only-the-target"),
+        pytest.param("two.csv", "a,b\n1,2\n", {"target": ["a", "b"]}, r"two.csv: every column \(a, b\) is a target, none is left as a feature\. Name fewer targets with --data.target\.$", id="every-column-a-target"),
+        pytest.param("semicolons.csv", "a;b;y\n1,5;2,25;3\n", {"delimiter": ";"}, r"semicolons.csv, row 1 \(line 2\), column 'a' is not a number: '1,5'\. This file seems to use decimal commas: convert them to points \(1,5 → 1\.5\), e\.g\. sed 's/,/\./g' .*semicolons.csv > .*semicolons_points.csv\. If the commas separate thousands, remove them instead\.$", id="decimal-comma"),
+        pytest.param("quoted.csv", 'a,b,y\n1,2,3\n"1,5","2,25",3\n', {}, r"quoted.csv, row 2 \(line 3\), column 'a' is not a number: '1,5'\. This file seems to use decimal commas: convert them to points \(1,5 → 1\.5\), e\.g\. export it again with a point as the decimal separator\. If the commas", id="decimal-comma-quoted"),
+        pytest.param("guess.csv", "a;b;y\n1,5;2,25;3\n", {}, r"guess.csv: found only one column in the header 'a;b;y'; is the separator ';'\? Set --data.delimiter ';'\. Its numbers seem to use decimal commas too: convert them to points \(1,5 → 1\.5\)\.$", id="separator-and-decimal-comma"),
+        pytest.param("open_quote.csv", 'a,b,y\n1,2,3\n4,"5,6\n7,8,9\n1,2,3\n', {}, r'open_quote.csv, row 2 \(line 3\), column \'b\': a quote \(\"\) opens a value that is never closed: the value runs to the end of the file \(line 5\)\. Close that quote, or remove it\.$', id="unterminated-quote"),
+        pytest.param("long_quote.csv", 'a,b,y\n1,"2\n3",4\n5,6,7\n', {}, r"long_quote.csv, row 1 \(line 2\), column 'b': a quote \(\"\) opens a value that runs on over the line breaks to line 3\. Close that quote, or remove it\.$", id="quote-over-lines"),
+        pytest.param("later_quote.csv", 'a,b,y\n' + '1,2,3\n' * 20 + '7,"8,9\n', {}, r"later_quote.csv, row 21 \(line 22\), column 'b': a quote \(\"\) opens a value that is never closed: the value runs to the end of the file \(line 22\)", id="quote-in-the-last-row"),
+    ],
+)  # fmt: skip
+def test_csv_problems_are_named_for_what_they_are(
+    tmp_path: Path, name: str, text: str, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(UserInputError, match=message):
+        FileDataModule(_csv(tmp_path, name, text), **kwargs).check("fit")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [
+        ("utf-16", "UTF-16"),
+        ("utf-32", "UTF-32"),
+        ("utf-16-le", "UTF-16LE"),
+        ("utf-16-be", "UTF-16BE"),
+    ],
+    ids=["utf16-bom", "utf32-bom", "utf16le-no-bom", "utf16be-no-bom"],
+)
+def test_utf16_and_utf32_files_are_told_to_convert_from_what_they_are(
+    tmp_path: Path, encoding: str, name: str
+) -> None:
+    path = _csv(tmp_path, "wide.csv", "a,b,y\n" + "1,2,3\n" * 50, encoding)
+    with pytest.raises(
+        UserInputError,
+        match=rf"^{path} is {name} text; linreg reads UTF-8\. Convert it, e\.g\. iconv -f {name} -t UTF-8 {path} > {tmp_path}/wide_utf8\.csv, or save it as 'CSV UTF-8'\.$",
+    ):
+        FileDataModule(path).check("fit")
+
+
+def test_a_binary_file_named_csv_is_not_text(tmp_path: Path) -> None:
+    (tmp_path / "sheet.csv").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" * 20)
+    with pytest.raises(
+        UserInputError,
+        match=r"sheet.csv is not a text file \(it holds NUL bytes; a spreadsheet file renamed \.csv\?\)\. Save the table as CSV UTF-8, or as a \.npy array\.$",
+    ):
+        FileDataModule(str(tmp_path / "sheet.csv")).check("fit")

@@ -1,9 +1,9 @@
-"""linreg's callbacks: a run that teaches, stops on divergence and writes predictions."""
+"""linreg's callbacks: a run that teaches, stops cleanly and writes predictions."""
 
 from linreg.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from linreg.callbacks.fit_plot import FitPlot, fit_figure
+from linreg.callbacks.graceful_stop import GracefulStop
 from linreg.callbacks.hparams import HParamsMetrics
-from linreg.callbacks.insights import TrainingInsights
 from linreg.callbacks.optimum import OptimumGap
 from linreg.callbacks.parameters import ParameterLogger
 from linreg.callbacks.predictions import PredictionWriter
@@ -11,11 +11,11 @@ from linreg.callbacks.predictions import PredictionWriter
 __all__ = [
     "DivergenceGuard",
     "FitPlot",
+    "GracefulStop",
     "HParamsMetrics",
     "OptimumGap",
     "ParameterLogger",
     "PredictionWriter",
     "TrainingDiverged",
-    "TrainingInsights",
     "fit_figure",
 ]
