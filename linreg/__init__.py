@@ -12,7 +12,8 @@ from linreg.callbacks import (
 from linreg.data import ArrayDataModule, SyntheticDataModule, TensorDataModule
 from linreg.errors import UserInputError
 from linreg.files import FileDataModule
-from linreg.model import LinearRegression
+from linreg.least_squares import LeastSquares
+from linreg.model import LinearModel, LinearRegression
 
 __all__ = [
     "ArrayDataModule",
@@ -21,6 +22,8 @@ __all__ = [
     "FitPlot",
     "GracefulStop",
     "HParamsMetrics",
+    "LeastSquares",
+    "LinearModel",
     "LinearRegression",
     "LinearRegressor",
     "OptimumGap",

@@ -24,11 +24,29 @@ Batch = tuple[Tensor, ...]
 BatchTransform = Callable[[Batch], Batch]
 
 
+def served_dtype(array: Array) -> torch.dtype:
+    """The precision batches of ``array`` come in: float64 and float32 kept, else float32.
+
+    >>> served_dtype(np.zeros(2)), served_dtype(torch.zeros(2, dtype=torch.int64))
+    (torch.float64, torch.float32)
+    """
+    if array.dtype in (np.float64, torch.float64):
+        return torch.float64
+    return torch.float32
+
+
 def as_float_tensor(rows: Array) -> Tensor:
-    """Rows of a tensor or (memory-mapped) array as a float32 tensor, copying only if needed."""
+    """Rows of a tensor or (memory-mapped) array as a floating tensor of :func:`served_dtype`.
+
+    Copies only when needed: to convert, or to take rows out of a read-only memory map.
+    """
+    dtype = served_dtype(rows)
     if isinstance(rows, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
-    return rows if rows.dtype == torch.float32 else rows.float()
+        numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
+        if not rows.flags.writeable:  # a view of a memory-mapped file: read it into memory
+            return torch.from_numpy(np.array(rows, dtype=numpy_dtype, order="C"))
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=numpy_dtype))
+    return rows if rows.dtype == dtype else rows.to(dtype)
 
 
 class ArrayDataset(Dataset):
@@ -55,14 +73,22 @@ class ArrayDataset(Dataset):
         return len(self.rows) if self.rows is not None else len(self.x)
 
     def __getitem__(self, index: BatchIndex) -> tuple[Tensor, ...]:
-        """The batch of rows at ``index`` (an index tensor or a slice) as float32 tensors."""
+        """The batch of rows at ``index`` (an index tensor or a slice), transformed.
+
+        Tensors in the source's precision (float64 stays float64, float32 stays float32; other
+        numbers become float32).
+        """
+        return self.fetch(index)
+
+    def fetch(self, index: BatchIndex, transform: bool = True) -> tuple[Tensor, ...]:
+        """The batch of rows at ``index``; ``transform=False`` skips the batch transform."""
         if self.rows is not None:
             index = (
                 self.rows[index] if isinstance(index, slice) else self.rows.index_select(0, index)
             )
         arrays = (self.x,) if self.y is None else (self.x, self.y)
         batch = tuple(as_float_tensor(_take_rows(array, index)) for array in arrays)
-        return self.transform(batch) if self.transform is not None else batch
+        return self.transform(batch) if transform and self.transform is not None else batch
 
 
 def _take_rows(array: Array, index: BatchIndex) -> Array:
@@ -120,8 +146,7 @@ class BatchIndexSampler(DistributedSampler):
 
     def _block(self) -> slice:
         """This rank's contiguous block of rows when not shuffling."""
-        start = math.ceil(self.n_rows * self.rank / self.num_replicas)
-        return slice(start, math.ceil(self.n_rows * (self.rank + 1) / self.num_replicas))
+        return block(self.n_rows, self.rank, self.num_replicas)
 
     def _permuted_share(self) -> Tensor:
         """This rank's rows of this epoch's permutation, dealt out like ``DistributedSampler``."""
@@ -151,6 +176,33 @@ class BatchIndexSampler(DistributedSampler):
         block = self._block()
         for start in range(block.start, min(block.stop, block.start + stop), self.batch_size):
             yield slice(start, min(start + self.batch_size, block.stop))
+
+
+def block(n_rows: int, rank: int, num_replicas: int) -> slice:
+    """Rank ``rank``'s contiguous share of ``n_rows`` rows: disjoint, together all of them.
+
+    >>> [block(10, rank, 3) for rank in range(3)]
+    [slice(0, 4, None), slice(4, 7, None), slice(7, 10, None)]
+    """
+    start = math.ceil(n_rows * rank / num_replicas)
+    return slice(start, math.ceil(n_rows * (rank + 1) / num_replicas))
+
+
+def chunks(
+    dataset: ArrayDataset,
+    rows: int,
+    rank: int = 0,
+    num_replicas: int = 1,
+    transform: bool = True,
+) -> Iterator[tuple[Tensor, ...]]:
+    """Rank ``rank``'s :func:`block` of ``dataset``, in row order, ``rows`` rows at a time.
+
+    One chunk is fetched at a time, with increasing row numbers: a memory-mapped file is read
+    sequentially, and only the current chunk is held in memory.
+    """
+    share = block(len(dataset), rank, num_replicas)
+    for start in range(share.start, share.stop, rows):
+        yield dataset.fetch(slice(start, min(start + rows, share.stop)), transform)
 
 
 def index_dtype(n_rows: int) -> torch.dtype:

@@ -31,7 +31,7 @@ from linreg.callbacks import (
 )
 from linreg.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from linreg.errors import UserInputError, find_user_error
-from linreg.model import DEFAULT_LR, LinearRegression
+from linreg.model import DEFAULT_LR, LinearModel
 from linreg.parsing import CommandLine, one_line, read_command_line
 from linreg.preflight import (
     check_checkpoint_fits,
@@ -43,7 +43,7 @@ from linreg.preflight import (
     check_training_length,
 )
 from linreg.runs import check_version, claim_run_folder, resolve_checkpoint, run_config, run_of
-from linreg.summary import fit_summary
+from linreg.summary import fit_summary, save_statistics
 from linreg.trainer import LinRegTrainer
 from linreg.trust import DATA, MODEL, check_hyperparameters, check_run_config
 
@@ -331,6 +331,7 @@ class LinRegCLI(LightningCLI):
         """Say in plain words what was learned and where to look."""
         log_dir = self.trainer.log_dir  # a collective call under DDP: every process makes it
         if self.trainer.is_global_zero:
+            save_statistics(self.model, log_dir)
             print(fit_summary(self.trainer, self.model, self.datamodule, log_dir), flush=True)
 
 
@@ -447,7 +448,7 @@ def main(args: ArgsType = None) -> None:
     strict.update({name: {"exit_on_error": False} for name in LinRegCLI.subcommands()})
     try:
         LinRegCLI(
-            LinearRegression,
+            LinearModel,  # any linreg model: LinearRegression by default
             LightningDataModule,  # any data module; SyntheticDataModule by default
             subclass_mode_model=True,
             subclass_mode_data=True,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import torch
@@ -10,11 +12,22 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from linreg.batching import Array, ArrayDataset, BatchTransform, batch_loader, index_dtype
+from linreg.batching import (
+    Array,
+    ArrayDataset,
+    BatchTransform,
+    batch_loader,
+    chunks,
+    index_dtype,
+    served_dtype,
+)
 from linreg.errors import UserInputError
+from linreg.memory import available_memory, gib
+from linreg.notes import note
 
 SPLITS = ("train", "val", "test")
 FLOAT32_SQUARE_LIMIT = 1e18  # a squared error of 1e36 is still below float32's 3.4e38
+CHUNK_ROWS = 65536  # rows per chunk of chunks(), and per evaluation batch with batch_size="full"
 
 
 def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
@@ -29,11 +42,16 @@ class ArrayDataModule(LightningDataModule):
 
     Subclasses say where the rows come from by overriding :meth:`load_arrays` (and
     :attr:`num_features` / :attr:`num_targets`); splitting, batching, shuffling and sharding
-    across DDP processes are shared. Each batch is a tuple ``(x, y)`` of float32 tensors of
-    shapes ``(batch, num_features)`` and ``(batch, num_targets)``.
+    across DDP processes are shared. Each batch is a tuple ``(x, y)`` of tensors of shapes
+    ``(batch, num_features)`` and ``(batch, num_targets)``, in the source's precision (float64
+    data stays float64; other numbers come as float32). :meth:`chunks` serves a whole split in
+    big chunks, for exact solvers.
 
     Args:
-        batch_size: rows per training step (and per evaluation batch).
+        batch_size: rows per training step (and per evaluation batch); ``"full"``: all the
+            training rows of this process in one batch (batch gradient descent: one step per
+            epoch), evaluation in batches of 65,536 rows. A number above the training rows is
+            lowered to them, with a note.
         val_fraction: share of the rows held out for validation, in ``[0, 1)``.
         test_fraction: share of the rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the per-epoch shuffling.
@@ -41,14 +59,19 @@ class ArrayDataModule(LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int = 32,
+        batch_size: int | Literal["full"] = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise UserInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if batch_size != "full" and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise UserInputError(
+                f"batch_size must be a positive integer, got {batch_size!r}. Give a number of "
+                f"rows, or 'full' for all the training rows in one batch."
+            )
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0 <= value < 1:
                 raise UserInputError(f"{name} must be in [0, 1), got {value}.")
@@ -60,6 +83,8 @@ class ArrayDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.datasets: dict[str, ArrayDataset] = {}
+        self._train_batch = batch_size if isinstance(batch_size, int) else 1  # set by setup
+        self._eval_batch = batch_size if isinstance(batch_size, int) else CHUNK_ROWS
 
     # -- what subclasses provide --------------------------------------------------------------
 
@@ -107,7 +132,12 @@ class ArrayDataModule(LightningDataModule):
     # -- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Load the rows once; split them unless predicting. Splits are views of the same arrays."""
+        """Load the rows once; split them unless predicting. Splits are views of the same arrays.
+
+        The split is made once; then the batch sizes are settled (a ``batch_size`` above the
+        training rows is lowered to them, with a note) and a validation split of one or two
+        rows gets a note.
+        """
         if "all" not in self.datasets:
             x, y = self._place(*self.load_arrays())
             self.datasets["all"] = ArrayDataset(x, y, transform=self.batch_transform())
@@ -121,27 +151,69 @@ class ArrayDataModule(LightningDataModule):
             self.datasets[name] = ArrayDataset(
                 everything.x, everything.y, rows.to(_device_of(everything.x)), everything.transform
             )
+        self._settle_batch_sizes(len(everything))
 
     def train_dataloader(self) -> DataLoader:
         """Training batches, reshuffled every epoch, this process's share under DDP."""
-        return self._loader("train", shuffle=True)
+        return self._loader("train", self._train_batch, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
         """Validation batches in a fixed order (none when ``val_fraction`` is 0)."""
-        return self._loader("val", shuffle=False) if self.val_fraction > 0 else []
+        return self._loader("val", self._eval_batch, shuffle=False) if self.val_fraction > 0 else []
 
     def test_dataloader(self) -> DataLoader | list:
         """Test batches in a fixed order (none when ``test_fraction`` is 0)."""
-        return self._loader("test", shuffle=False) if self.test_fraction > 0 else []
+        if self.test_fraction == 0:
+            return []
+        return self._loader("test", self._eval_batch, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         """Every row, in the source's order."""
-        return self._loader("all", shuffle=False)
+        return self._loader("all", self._eval_batch, shuffle=False)
+
+    # -- big chunks, for exact solvers --------------------------------------------------------
+
+    def chunks(
+        self, split: str, rows: int = CHUNK_ROWS, transform: bool = True
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """This process's share of a split, in row order, in big contiguous chunks ``(x, y)``.
+
+        Every row of the split once, no padding: under DDP (``trainer.world_size > 1``) each
+        process gets a disjoint contiguous block (rank order is row order), and the blocks
+        together cover the split; a process whose block is empty gets no chunk. Chunks are in
+        the source's precision (float64 stays float64) with the batch transform (e.g.
+        standardization) applied. A memory-mapped ``.npy`` file is read sequentially, one chunk
+        in memory at a time. Sets the data up for the split if that has not been done.
+
+        Args:
+            split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (every row, unsplit).
+            rows: rows per chunk (the last one may be smaller).
+            transform: apply :meth:`batch_transform`; ``False`` gives the rows as stored.
+
+        Example:
+            >>> data = SyntheticDataModule(n_samples=100)
+            >>> [len(x) for x, y in data.chunks("train", rows=32)]
+            [32, 32, 16]
+        """
+        if split not in (*SPLITS, "all"):
+            raise ValueError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}.")
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ValueError(f"rows must be a positive integer, got {rows!r}.")
+        if split not in self.datasets:
+            self.setup("predict" if split == "all" else "fit")
+        dataset = self.datasets[split]
+        if dataset.y is None:
+            raise UserInputError(f"{self.source} has no target values to serve in chunks.")
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        for batch in chunks(dataset, rows, rank=rank, num_replicas=world, transform=transform):
+            x, y = batch  # the dataset has targets: pairs
+            yield x, y
 
     # -- helpers ------------------------------------------------------------------------------
 
     def check_split_sizes(self, n_rows: int, source: str) -> dict[str, int]:
-        """Fail with a clear message when ``n_rows`` cannot fill the splits and one batch."""
+        """Fail with a clear message when ``n_rows`` leaves a split with a fraction empty."""
         sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
         for split, fraction in fractions.items():
@@ -150,13 +222,48 @@ class ArrayDataModule(LightningDataModule):
                     f"{source} has {n_rows} rows, too few for {split}_fraction={fraction}: the "
                     f"{split} split would be empty. Use more rows or set {split}_fraction to 0."
                 )
-        if sizes["train"] < self.batch_size:
+        if sizes["train"] == 0:
             raise UserInputError(
-                f"{source} has {n_rows} rows, which leaves {sizes['train']} for training, fewer "
-                f"than batch_size={self.batch_size}. Use more rows or set batch_size to at most "
-                f"{max(sizes['train'], 1)}."
+                f"{source} has {n_rows} rows, which leaves none for training. Use more rows or "
+                f"smaller val_fraction and test_fraction."
             )
         return sizes
+
+    def _settle_batch_sizes(self, n_rows: int) -> None:
+        """Training and evaluation batch sizes for these rows; notes about what is too small."""
+        sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
+        train = sizes["train"]
+        if self.batch_size == "full":
+            self._train_batch, self._eval_batch = train, CHUNK_ROWS
+            self._check_full_batch(train)
+        elif self.batch_size > train:
+            note(
+                f"batch_size={self.batch_size} is more than the {train} training rows of "
+                f"{self.source}: each training batch has all {train} (one step per epoch)."
+            )
+            self._train_batch = train
+        if 0 < sizes["val"] <= 2:
+            note(
+                f"the validation split of {self.source} has only {sizes['val']} row(s) "
+                f"(val_fraction={self.val_fraction} of {n_rows} rows): its metrics, R² above "
+                f"all, say little. Use more rows or a larger val_fraction."
+            )
+
+    def _check_full_batch(self, train_rows: int) -> None:
+        """A ``"full"`` batch is read into memory whole: refuse one that cannot fit there."""
+        x, available = self.datasets["train"].x, available_memory()
+        if _device_of(x).type != "cpu" or available is None:
+            return
+        value_bytes = torch.empty((), dtype=served_dtype(x)).element_size()
+        per_row = (self.num_features + self.num_targets) * value_bytes
+        trainer = self.trainer
+        rows = math.ceil(train_rows / (trainer.world_size if trainer else 1))
+        if 3 * rows * per_row > available:  # the batch, and its transformed copies
+            raise UserInputError(
+                f"batch_size='full' puts all {rows} training rows of {self.source} in one batch, "
+                f"about {gib(3 * rows * per_row)} of memory with its transformed copies, but "
+                f"only {gib(available)} is available. Use a batch size such as 65536."
+            )
 
     def _split_rows(self, n_rows: int) -> dict[str, Tensor]:
         """Row numbers of each split: a permutation seeded by ``seed``, cut by the fractions."""
@@ -183,12 +290,12 @@ class ArrayDataModule(LightningDataModule):
         assert isinstance(x, Tensor)
         return x.to(device), (y.to(device) if isinstance(y, Tensor) else None)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
         trainer = self.trainer
         return batch_loader(
             dataset,
-            self.batch_size,
+            batch_size,
             shuffle=shuffle,
             seed=self.seed,
             num_replicas=trainer.world_size if trainer is not None else 1,
@@ -213,7 +320,7 @@ class SyntheticDataModule(ArrayDataModule):
             (a single number is then used for every feature).
         bias: the true intercept.
         noise: standard deviation of the Gaussian noise added to ``y`` (0 = exact line).
-        batch_size: rows per training step.
+        batch_size: rows per training step, or ``"full"`` (all the training rows).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the data, the split and the shuffling.
@@ -226,7 +333,7 @@ class SyntheticDataModule(ArrayDataModule):
         weight: float | list[float] = 3.0,
         bias: float = 0.8,
         noise: float = 0.0,
-        batch_size: int = 32,
+        batch_size: int | Literal["full"] = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 42,
@@ -252,6 +359,7 @@ class SyntheticDataModule(ArrayDataModule):
                 f"{FLOAT32_SQUARE_LIMIT:.0e} (change the units)."
             )
         self.check_split_sizes(n_samples, source=f"n_samples={n_samples}")
+        _check_memory_to_generate(n_samples, n_features)
         self.n_samples, self.n_features, self.noise = n_samples, n_features, noise
         self.true_weight = torch.tensor([weights], dtype=torch.float32)
         self.true_bias = torch.tensor([float(bias)])
@@ -271,13 +379,27 @@ class SyntheticDataModule(ArrayDataModule):
         return x, y
 
 
+def _check_memory_to_generate(n_samples: int, n_features: int) -> None:
+    """Refuse, before generating anything, rows that would not fit in memory."""
+    index_bytes = torch.empty((), dtype=index_dtype(n_samples)).element_size()
+    # x and y (float32), a temporary of y's size, the split's permutation and its sorted parts
+    per_row = 4 * (n_features + 2) + 2 * index_bytes + 8
+    available = available_memory()
+    if available is not None and n_samples * per_row > available:
+        raise UserInputError(
+            f"n_samples={n_samples} rows of {n_features} feature(s) need about "
+            f"{gib(n_samples * per_row)} of memory to generate, but only {gib(available)} is "
+            f"available. Use fewer samples: at most about {available // per_row:,} here."
+        )
+
+
 class TensorDataModule(ArrayDataModule):
     """Rows you already hold in memory (tensors or numpy arrays), split and batched.
 
     Args:
         x: features, shape ``(n_rows, n_features)``.
         y: targets, shape ``(n_rows,)`` or ``(n_rows, n_targets)``.
-        batch_size: rows per training step.
+        batch_size: rows per training step, or ``"full"`` (all the training rows).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the shuffling.
@@ -287,7 +409,7 @@ class TensorDataModule(ArrayDataModule):
         self,
         x: Array,
         y: Array,
-        batch_size: int = 32,
+        batch_size: int | Literal["full"] = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
@@ -295,7 +417,14 @@ class TensorDataModule(ArrayDataModule):
         super().__init__(batch_size, val_fraction, test_fraction, seed)
         self.save_hyperparameters(ignore=["x", "y"])  # the data itself is no hyperparameter
         self.x, self.y = as_table(x, y, source="the given arrays")
-        self.check_split_sizes(len(self.x), source="the given arrays")
+        for name, array in (("x", self.x), ("y", self.y)):
+            _check_values(array, name)
+        self.check_split_sizes(len(self.x), source=self.source)
+
+    @property
+    def source(self) -> str:
+        """How error messages and notes name the data."""
+        return "the given arrays"
 
     @property
     def num_features(self) -> int:
@@ -310,6 +439,29 @@ class TensorDataModule(ArrayDataModule):
     def load_arrays(self) -> tuple[Array, Array]:
         """The arrays as given (``y`` as a column when it was 1-D)."""
         return self.x, self.y
+
+
+def _check_values(array: Array, name: str) -> None:
+    """Finite, and small enough that the float32 model can square it (the squared error)."""
+    values = torch.as_tensor(array)
+    if not values.is_floating_point() or values.numel() == 0:
+        return
+    low, high = torch.aminmax(values)
+    if torch.isfinite(low) and torch.isfinite(high) and max(-low, high) <= FLOAT32_SQUARE_LIMIT:
+        return
+    bad = ~torch.isfinite(values)
+    if bad.any():
+        row, column = (int(i) for i in bad.nonzero()[0])
+        raise UserInputError(
+            f"the given arrays: {name}[{row}, {column}] is {float(values[row, column])} "
+            f"({int(bad.sum())} value(s) of {name} are NaN or infinite). Remove or fill those rows."
+        )
+    row, column = (int(i) for i in (values.abs() > FLOAT32_SQUARE_LIMIT).nonzero()[0])
+    raise UserInputError(
+        f"the given arrays: {name}[{row}, {column}] is {float(values[row, column]):g}, too large "
+        f"for linreg's float32 model (at most {FLOAT32_SQUARE_LIMIT:.0e} in size, so that its "
+        f"square fits in float32). Rescale that column (change its units)."
+    )
 
 
 def as_table(x: Array, y: Array, source: str) -> tuple[Array, Array]:

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from linreg.batching import Array, Batch, BatchTransform
-from linreg.data import ArrayDataModule
+from linreg.batching import Batch, BatchTransform, chunks, served_dtype
+from linreg.data import CHUNK_ROWS, FLOAT32_SQUARE_LIMIT, ArrayDataModule
 from linreg.errors import UserInputError
-from linreg.tables import CHUNK_ROWS, Column, Schema, delimiter_for, load_columns, read_schema
+from linreg.standardize import Standardizer, checked_statistics, training_statistics
+from linreg.tables import Column, Columns, Schema, delimiter_for, load_columns, read_schema
 
 
 class FileDataModule(ArrayDataModule):
     """Rows of a CSV, ``.npy`` or ``.npz`` file, split and batched like ``SyntheticDataModule``.
 
-    A ``.npy`` file is memory-mapped: batches are read from disk, so a file larger than memory
-    trains. Features (and optionally targets) are standardized with statistics of the training
-    split; they are saved in the checkpoint, so ``validate``, ``test`` and ``predict`` of a later
-    run transform exactly the same way, and predictions come back in the target's units. The
-    chosen columns are saved too, by name (the ``target`` and ``features`` hyperparameters), so
-    a later run finds them in a file whose columns are in another order.
+    Values keep the file's precision: a CSV is read as float64, an ``.npz``'s float64 or
+    float32 arrays stay so, a ``.npy`` file is memory-mapped as it is (batches are read from
+    disk, so a file larger than memory trains); other numbers come as float32. Features (and
+    optionally targets) are standardized with statistics of the training split, computed once
+    in float64 when the data is set up to fit; they are saved in the checkpoint, so
+    ``validate``, ``test`` and ``predict`` of a later run transform exactly the same way, and
+    predictions come back in the target's units. The chosen columns are saved too, by name (the
+    ``target`` and ``features`` hyperparameters), so a later run finds them in a file whose
+    columns are in another order.
 
     Args:
         path: the file: ``.csv`` (header row of column names), ``.npy`` (a 2-D array, columns
@@ -37,7 +40,7 @@ class FileDataModule(ArrayDataModule):
         normalize: standardize the features (mean 0, standard deviation 1 on the training split).
         normalize_target: standardize the targets too (metrics are then in standardized units;
             predictions are always written in the target's own units).
-        batch_size: rows per training step.
+        batch_size: rows per training step, or ``"full"`` (all the training rows).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the shuffling.
@@ -51,7 +54,7 @@ class FileDataModule(ArrayDataModule):
         delimiter: str | None = None,
         normalize: bool = True,
         normalize_target: bool = False,
-        batch_size: int = 32,
+        batch_size: int | Literal["full"] = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
@@ -62,9 +65,9 @@ class FileDataModule(ArrayDataModule):
         self.target, self.features = target, features
         self.delimiter = delimiter_for(delimiter, self.path)
         self.normalize, self.normalize_target = normalize, normalize_target
-        self.statistics: dict[str, Tensor] = {}
         self._schema: Schema | None = None
-        self._arrays: tuple[Array, Array | None] | None = None
+        self._columns: Columns | None = None
+        self._standardizer = Standardizer(normalize, normalize_target)
 
     # -- what the data module serves ----------------------------------------------------------
 
@@ -75,16 +78,9 @@ class FileDataModule(ArrayDataModule):
 
     @property
     def schema(self) -> Schema:
-        """The file's columns and the chosen features and targets (read once, header only).
-
-        The chosen columns become the ``features`` and ``target`` hyperparameters, by name: the
-        checkpoint keeps them, and a run restored from it looks them up by name.
-        """
+        """The file's columns and the chosen features and targets (header only, read once)."""
         if self._schema is None:
             self._schema = read_schema(self.path, self.target, self.features, self.delimiter)
-            targets = self._schema.targets
-            self.hparams["features"] = self._schema.features
-            self.hparams["target"] = targets if len(targets) > 1 else targets[0]
         return self._schema
 
     @property
@@ -107,33 +103,45 @@ class FileDataModule(ArrayDataModule):
         """Names of the target columns: the header of the predictions file."""
         return self.schema.targets
 
+    @property
+    def statistics(self) -> dict[str, Tensor]:
+        """Standardization statistics (float64): ``feature_mean``, ``feature_std``, ...
+
+        Empty until :meth:`setup` computed them from the training split, or a checkpoint
+        restored them.
+        """
+        return self._standardizer.statistics
+
     def check(self, stage: str) -> None:
         """Read and validate the file for ``stage`` now, so a bad file fails before a run starts.
 
         To fit, validate or test, the target columns must be there; to predict they are ignored
-        (absent, partly there or empty, it makes no difference).
+        (absent, partly there or empty, it makes no difference). The rows are read once per
+        stage: calling this again (``setup`` does) reads nothing.
         """
         super().check(stage)
         predicting = stage == "predict"
         self._check_columns(predicting)
-        if self._arrays is None or (not predicting and self._arrays[1] is None):
-            self._arrays = load_columns(
+        self._record_columns()
+        if self._columns is None or (not predicting and self._columns.y is None):
+            self._columns = load_columns(
                 self.path, self.schema, self.delimiter, targets=not predicting
             )
             self.datasets.clear()  # read anew: the splits are rebuilt from these arrays
         if not predicting:
-            self.check_split_sizes(len(self._arrays[0]), source=self.source)
+            self.check_split_sizes(len(self._columns.x), source=self.source)
+        self._check_range()
 
-    def load_arrays(self) -> tuple[Array, Array | None]:
+    def load_arrays(self) -> tuple[Any, Any]:
         """The feature and target columns, checked: numbers, finite, within float32.
 
         As :meth:`check` read them for its stage; before that, with the targets if the file has
         them.
         """
-        if self._arrays is None:
+        if self._columns is None:
             self.check("predict" if self.schema.missing(self.schema.targets) else "fit")
-        assert self._arrays is not None
-        return self._arrays
+        assert self._columns is not None
+        return self._columns.x, self._columns.y
 
     def batch_transform(self) -> BatchTransform | None:
         """Standardize each batch, when ``normalize`` or ``normalize_target`` is on."""
@@ -142,50 +150,101 @@ class FileDataModule(ArrayDataModule):
         return None
 
     def inverse_target(self, prediction: Tensor) -> Tensor:
-        """Predictions back in the target's own units."""
+        """Predictions back in the target's own units (float64 when they were standardized)."""
         if not self.normalize_target:
             return prediction
-        stats = self._statistics(prediction.device)
-        return prediction * stats["target_std"] + stats["target_mean"]
+        self._require_statistics()
+        prediction = prediction.double()
+        get = self._standardizer.get
+        return prediction * get("target_std", prediction) + get("target_mean", prediction)
+
+    def standardization(self) -> dict[str, Tensor | None]:
+        """How the model sees the data: ``x_s = (x - feature_mean) / feature_std``, and the same
+        for the targets; ``None`` where that part is not standardized. Float64.
+
+        Exact summaries (:class:`~linreg.least_squares.LeastSquares`) use it to report in the
+        data's own units.
+        """
+        if self.batch_transform() is not None:
+            self._require_statistics()
+        parts = {"feature": self.normalize, "target": self.normalize_target}
+        return {
+            f"{part}_{moment}": self.statistics[f"{part}_{moment}"] if on else None
+            for part, on in parts.items()
+            for moment in ("mean", "std")
+        }
 
     def to_original_units(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
         """A model's ``weight`` ``(outputs, features)`` and ``bias`` for the unstandardized file.
 
         The model sees ``(x - μx) / σx`` and, with ``normalize_target``, predicts
-        ``(y - μy) / σy``; this gives the line in the file's own units.
+        ``(y - μy) / σy``; this gives the line in the file's own units, in float64.
         """
-        stats = self._statistics(weight.device) if self.batch_transform() else {}
-        weight, bias = weight.detach(), bias.detach() if bias is not None else None
-        bias = torch.zeros(weight.shape[0], device=weight.device) if bias is None else bias
+        weight = weight.detach().double()
+        bias = (
+            bias.detach().double()
+            if bias is not None
+            else torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device)
+        )
+        if self.batch_transform() is not None:
+            self._require_statistics()
+        get = self._standardizer.get
         if self.normalize:
-            weight = weight / stats["feature_std"]
-            bias = bias - weight @ stats["feature_mean"]
+            weight = weight / get("feature_std", weight)
+            bias = bias - weight @ get("feature_mean", weight)
         if self.normalize_target:
-            weight = weight * stats["target_std"].unsqueeze(1)
-            bias = bias * stats["target_std"] + stats["target_mean"]
+            weight = weight * get("target_std", weight).unsqueeze(1)
+            bias = bias * get("target_std", bias) + get("target_mean", bias)
         return weight, bias
 
     # -- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """Read and check the file for ``stage`` (no targets when predicting), then split it."""
+        """Check the file for ``stage`` (read once), split it once, compute the statistics once.
+
+        The standardization statistics come from the training split, in one pass, unless a
+        checkpoint restored them already; to predict they must come from a checkpoint.
+        """
         self.check(stage)
         super().setup(stage)
+        if stage != "predict" and self.batch_transform() is not None and not self.statistics:
+            train = self.datasets["train"]
+            self._standardizer.set(training_statistics(chunks(train, CHUNK_ROWS, transform=False)))
+            self._check_range()
 
     def state_dict(self) -> dict[str, Any]:
         """What a later run needs to read new files the same way: statistics and column names."""
-        statistics = self._statistics(torch.device("cpu")) if self.batch_transform() else {}
         return {
-            "statistics": statistics,
+            "statistics": {name: value.cpu() for name, value in self.statistics.items()},
             "features": self.feature_names,
             "targets": self.target_names,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Take the training run's statistics; refuse a file whose features are not the same."""
-        if state_dict.get("features") and state_dict["features"] != self.feature_names:
-            raise self._not_trained_columns(state_dict["features"])
-        self.statistics = {name: value.clone() for name, value in state_dict["statistics"].items()}
+        """Take the training run's statistics, checked; refuse a file with other features."""
+        if not isinstance(state_dict, dict):
+            raise UserInputError(
+                f"the checkpoint's data state is invalid: it is {type(state_dict).__name__}, not "
+                f"a table. Use another checkpoint, or train again."
+            )
+        trained = state_dict.get("features")
+        if trained and trained != self.feature_names:
+            if not isinstance(trained, list) or not all(isinstance(n, str) for n in trained):
+                raise UserInputError(
+                    f"the checkpoint's data state is invalid: its feature names are "
+                    f"{type(trained).__name__}, not a list of names. Use another checkpoint, "
+                    f"or train again."
+                )
+            raise self._not_trained_columns(trained)
+        needed = (("feature_mean", "feature_std") if self.normalize else ()) + (
+            ("target_mean", "target_std") if self.normalize_target else ()
+        )
+        self._standardizer.set(
+            checked_statistics(
+                state_dict.get("statistics", {}), self.feature_names, self.target_names, needed
+            )
+        )
+        self._check_range()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -207,6 +266,15 @@ class FileDataModule(ArrayDataModule):
                 f"{', '.join(schema.columns)}. Set --data.target."
             )
 
+    def _record_columns(self) -> None:
+        """The chosen columns become the ``features`` and ``target`` hyperparameters, by name.
+
+        The checkpoint keeps them, and a run restored from it looks the columns up by name.
+        """
+        targets = self.schema.targets
+        self.hparams["features"] = self.schema.features
+        self.hparams["target"] = targets if len(targets) > 1 else targets[0]
+
     def _not_trained_columns(self, trained: list[str]) -> UserInputError:
         return UserInputError(
             f"{self.path} does not have the columns the model was trained on: it was trained on "
@@ -214,65 +282,69 @@ class FileDataModule(ArrayDataModule):
             f"file with the same feature columns (in any order)."
         )
 
-    def _standardize(self, batch: Batch) -> Batch:
-        stats = self._statistics(batch[0].device)
-        x = (
-            (batch[0] - stats["feature_mean"]) / stats["feature_std"]
-            if self.normalize
-            else batch[0]
-        )
-        if len(batch) == 1:
-            return (x,)
-        y = batch[1]
-        if self.normalize_target:
-            y = (y - stats["target_mean"]) / stats["target_std"]
-        return x, y
-
-    def _statistics(self, device: torch.device) -> dict[str, Tensor]:
-        """Mean and standard deviation of the training split (computed once, or restored)."""
+    def _require_statistics(self) -> None:
         if not self.statistics:
-            self.statistics = self._training_statistics()
-        if next(iter(self.statistics.values())).device != device:
-            self.statistics = {k: v.to(device) for k, v in self.statistics.items()}
-        return self.statistics
-
-    def _training_statistics(self) -> dict[str, Tensor]:
-        x, y = self.load_arrays()
-        if y is None:
             raise UserInputError(
                 f"{self.path}: standardization statistics need training data with targets; "
                 f"predict with --ckpt_path of a trained model."
             )
-        rows = self._split_rows(len(x))["train"].numpy()
-        stats = {}
-        for name, array in (("feature", x), ("target", y)):
-            mean, std = _mean_std(array, rows)
-            stats[f"{name}_mean"], stats[f"{name}_std"] = mean, std
-        return stats
+
+    def _standardize(self, batch: Batch) -> Batch:
+        self._require_statistics()
+        return self._standardizer(batch)
+
+    def _check_range(self) -> None:
+        """What the model gets must stay within ``FLOAT32_SQUARE_LIMIT``, after the transform.
+
+        Checked on each column's smallest and largest value (the transform keeps their order),
+        in the precision of the batches, once the statistics a column needs are known.
+        """
+        if self._columns is None:
+            return
+        x, y, extremes = self._columns.x, self._columns.y, self._columns.extremes
+        names = self.feature_names + (self.target_names if y is not None else [])
+        for j, name in enumerate(names):
+            kind, array, k = ("feature", x, j) if j < x.shape[1] else ("target", y, j - x.shape[1])
+            assert array is not None
+            standardized = self.normalize if kind == "feature" else self.normalize_target
+            if standardized and not self.statistics:
+                continue  # checked when the statistics are computed or restored
+            ends = torch.tensor([extremes.low[j], extremes.high[j]], dtype=torch.float64)
+            if standardized:
+                ends = ends.to(served_dtype(array))
+                mean = self.statistics[f"{kind}_mean"][k].to(ends.dtype)
+                std = self.statistics[f"{kind}_std"][k].to(ends.dtype)
+                ends = (ends - mean) / std
+            wrong = ~torch.isfinite(ends) | (ends.abs() > FLOAT32_SQUARE_LIMIT)
+            if wrong.any():
+                end = int(wrong.nonzero()[0])
+                raw = (extremes.low if end == 0 else extremes.high)[j]
+                row = int((extremes.low_row if end == 0 else extremes.high_row)[j]) + 1
+                raise self._out_of_range(
+                    name, kind, row, float(raw), float(ends[end]), standardized
+                )
+
+    def _out_of_range(
+        self, name: str, kind: str, row: int, raw: float, value: float, standardized: bool
+    ) -> UserInputError:
+        where = f"{self.path}, row {row}, column {name!r} holds {raw:g}"
+        limit = f"at most {FLOAT32_SQUARE_LIMIT:.0e} in size, so that its square fits in float32"
+        if standardized:
+            return UserInputError(
+                f"{where}, which the training split's mean and standard deviation standardize to "
+                f"{value:.3g}: too large for linreg's float32 model ({limit}). That value lies "
+                f"far outside the training data in this column: check it, or train on data that "
+                f"covers it."
+            )
+        option = "--data.normalize true" if kind == "feature" else "--data.normalize_target true"
+        return UserInputError(
+            f"{where}: too large for linreg's float32 model ({limit}). Standardize the {kind}s "
+            f"({option}), or rescale that column (change its units)."
+        )
 
 
 def _quoted(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
-
-
-def _mean_std(array: Array, rows: np.ndarray) -> tuple[Tensor, Tensor]:
-    """Column means and standard deviations over ``rows``, in float64, chunk by chunk."""
-    total = None
-    squares = None
-    for start in range(0, len(rows), CHUNK_ROWS):
-        index = rows[start : start + CHUNK_ROWS]
-        chunk = (
-            array.index_select(0, torch.from_numpy(index)).double()
-            if isinstance(array, Tensor)
-            else torch.from_numpy(array[index].astype(np.float64))  # reads only these rows
-        )
-        total = chunk.sum(0) if total is None else total + chunk.sum(0)
-        squares = chunk.square().sum(0) if squares is None else squares + chunk.square().sum(0)
-    assert total is not None and squares is not None
-    mean = total / len(rows)
-    std = torch.sqrt(torch.clamp(squares / len(rows) - mean.square(), min=0))
-    std = torch.where(std > 1e-12 * torch.clamp(mean.abs(), min=1), std, torch.ones_like(std))
-    return mean.float(), std.float()
 
 
 __all__ = ["FileDataModule"]

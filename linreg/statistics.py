@@ -18,10 +18,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
-from scipy import stats
 from torch import Tensor
 
 from linreg.solution import LeastSquaresSolution
@@ -246,20 +245,30 @@ class RegressionStatistics:
         footer += [f"Note: {note}" for note in self.notes]
         return "\n\n".join(blocks) + ("\n" + "\n".join(footer) if footer else "") + "\n"
 
-    def to_csv(self, path: str | Path) -> None:
+    def to_csv(self, path: str | Path | IO[str]) -> None:
         """One row per term (``target`` first when several): full precision, NaN as empty."""
-        several = len(self.targets) > 1
+        if not isinstance(path, (str, Path)):
+            self._write_csv(path)
+            return
         with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow((["target"] if several else []) + ["term", *COLUMNS])
-            for j, target in enumerate(self.targets):
-                for i, term in enumerate(self.terms):
-                    values = [_csv_number(getattr(self, c)[j, i]) for c in COLUMNS]
-                    writer.writerow(([target] if several else []) + [term, *values])
+            self._write_csv(file)
 
-    def to_json(self, path: str | Path) -> None:
+    def to_json(self, path: str | Path | IO[str]) -> None:
         """:meth:`to_dict` as JSON; NaN and infinities become ``null``."""
-        Path(path).write_text(json.dumps(_finite(self.to_dict()), indent=2) + "\n")
+        text = json.dumps(_finite(self.to_dict()), indent=2) + "\n"
+        if isinstance(path, (str, Path)):
+            Path(path).write_text(text)
+        else:
+            path.write(text)
+
+    def _write_csv(self, file: IO[str]) -> None:
+        several = len(self.targets) > 1
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow((["target"] if several else []) + ["term", *COLUMNS])
+        for j, target in enumerate(self.targets):
+            for i, term in enumerate(self.terms):
+                values = [_csv_number(getattr(self, c)[j, i]) for c in COLUMNS]
+                writer.writerow(([target] if several else []) + [term, *values])
 
     def to_dict(self) -> dict[str, Any]:
         """Model figures per target with their coefficient tables, dropped terms and notes."""
@@ -294,6 +303,8 @@ class RegressionStatistics:
 
     def _compute_tests(self) -> None:
         """Standard errors, t, p, 95% intervals from ``coef`` and ``covariance``; adj. R², F's p."""
+        from scipy import stats  # imported here: it costs 0.3 s, paid only by exact fits
+
         df = self.df_resid if self.df_resid > 0 else np.nan
         first = int(self.fit_intercept)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+SUMMARY_CSV, SUMMARY_JSON = "summary.csv", "summary.json"
+
 
 def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: str | None) -> str:
-    """Learned vs true parameters, final validation metrics, where the logs and checkpoints are."""
+    """Learned vs true parameters, final validation metrics, where the logs and checkpoints are.
+
+    For an exactly solved model (one with ``statistics``), the statistical summary instead of
+    the learned parameters, and where its CSV and JSON are.
+    """
     lines = ["", "linreg: training finished."]
     linear = getattr(model, "linear", None)
-    if linear is not None:
+    statistics = getattr(model, "statistics", None)
+    if statistics is not None:
+        lines.extend(["", statistics.table(), ""])
+        if log_dir:
+            lines.append(f"  summary: {os.path.join(log_dir, SUMMARY_CSV)}, {SUMMARY_JSON}")
+    elif linear is not None:
         weight, bias = linear.weight, linear.bias
         convert = getattr(data, "to_original_units", None)
         if callable(convert) and weight.shape[1] == getattr(data, "num_features", -1):
@@ -38,6 +50,18 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
             f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}"
         )
     return "\n".join(lines)
+
+
+def save_statistics(model: LightningModule, log_dir: str | None) -> None:
+    """Write an exactly solved model's summary to ``summary.csv`` and ``summary.json``."""
+    statistics = getattr(model, "statistics", None)
+    if statistics is None or not log_dir:
+        return
+    from linreg.checkpoint_io import atomic_write
+
+    for name, write in ((SUMMARY_CSV, statistics.to_csv), (SUMMARY_JSON, statistics.to_json)):
+        with atomic_write(Path(log_dir) / name, "w") as file:
+            write(file)
 
 
 def checkpoint_paths(trainer: Trainer) -> dict[str, str]:

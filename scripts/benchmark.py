@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg import LinearRegression, TensorDataModule
-from linreg.cli import PROGRESS_BAR_REFRESH_RATE, FIT_CALLBACKS, TRAINER_DEFAULTS
+from linreg.cli import FIT_CALLBACKS, PROGRESS_BAR_REFRESH_RATE, TRAINER_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 LR = 0.05

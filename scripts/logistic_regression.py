@@ -73,7 +73,7 @@ class LogisticRegression(LinearRegression):
             {
                 "accuracy": BinaryAccuracy(),
                 "auroc": BinaryAUROC(),
-                "mse": MeanSquaredError(num_outputs=self.hparams.out_features),
+                "mse": MeanSquaredError(num_outputs=self.linear.out_features),
             }
         )
 

@@ -391,7 +391,7 @@ BAD_INPUTS = [
     pytest.param((*FIT, "--data.path", "few.csv"), "few.csv has 3 rows, too few for val_fraction=0.1: the val split would be empty. Use more rows or set val_fraction to 0.", id="too-few-rows"),
     pytest.param((*FIT, "--data.path", "cube.npy"), "cube.npy holds a 3-D array of shape (4, 3, 2)", id="npy-not-2d"),
     pytest.param((*PREDICT, "--data.path", "other_columns.csv", "--predictions", "p.csv"), "does not have the columns the model was trained on", id="predict-other-columns"),
-    pytest.param((*PREDICT, "--data.path", "new.csv", "--predictions", "new.csv"), "is the input file itself", id="predict-over-input"),
+    pytest.param((*PREDICT, "--data.path", "new.csv", "--predictions", "new.csv"), "is new.csv, an input of this command", id="predict-over-input"),
     pytest.param(("predict", "--ckpt_path", "nowhere.ckpt"), "checkpoint nowhere.ckpt does not exist", id="missing-checkpoint"),
     pytest.param(("test", "--ckpt_path", "foreign.ckpt"), "foreign.ckpt is not a linreg checkpoint", id="foreign-checkpoint"),
     pytest.param(("test", "--ckpt_path", "other_model.ckpt"), "other_model.ckpt is not a checkpoint of LinearRegression: it holds layer.weight", id="other-lightning-model"),

@@ -50,7 +50,7 @@ class DivergenceGuard(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any
     ) -> None:
         """Record this step's loss; inspect the record every ``check_every_n_steps`` steps."""
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, Tensor):
             return
         every = self._interval(trainer)

@@ -104,7 +104,9 @@ class PredictionWriter(Callback):
         assert self._part is not None
         self._part.close()
         device = trainer.strategy.root_device
-        rows = trainer.strategy.reduce(torch.tensor(float(self._rows), device=device), "sum")
+        rows = trainer.strategy.reduce(
+            torch.tensor(float(self._rows), device=device), reduce_op="sum"
+        )
         trainer.strategy.barrier("prediction parts written")
         if trainer.is_global_zero:
             parts = [self._part_path(rank) for rank in range(trainer.world_size)]
@@ -119,8 +121,11 @@ class PredictionWriter(Callback):
                 part.unlink(missing_ok=True)
             count = int(rows)
             noun = "prediction" if count == 1 else "predictions"
-            where = "standard output" if self.to_stdout else str(self.path)
-            print(f"linreg: wrote {count} {noun} to {where}", file=sys.stderr, flush=True)
+            # a report on standard error when the predictions themselves go to standard output
+            where, report = (
+                ("standard output", sys.stderr) if self.to_stdout else (self.path, sys.stdout)
+            )
+            print(f"linreg: wrote {count} {noun} to {where}", file=report, flush=True)
         trainer.strategy.barrier("predictions file written")
 
     def on_exception(
