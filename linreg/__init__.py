@@ -1,6 +1,7 @@
 """linreg: linear regression as a clean, fast PyTorch Lightning module."""
 
 from linreg.callbacks import (
+    Convergence,
     DivergenceGuard,
     FitPlot,
     GracefulStop,
@@ -17,6 +18,7 @@ from linreg.model import LinearModel, LinearRegression
 
 __all__ = [
     "ArrayDataModule",
+    "Convergence",
     "DivergenceGuard",
     "FileDataModule",
     "FitPlot",

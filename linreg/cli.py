@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from linreg.callbacks import (
+    Convergence,
     DivergenceGuard,
     FitPlot,
     GracefulStop,
@@ -31,7 +32,7 @@ from linreg.callbacks import (
 )
 from linreg.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from linreg.errors import UserInputError, find_user_error
-from linreg.model import DEFAULT_LR, LinearModel
+from linreg.model import DEFAULT_OPTIMIZER, LinearModel
 from linreg.parsing import CommandLine, one_line, read_command_line
 from linreg.preflight import (
     check_checkpoint_fits,
@@ -54,11 +55,12 @@ FIT_CALLBACKS: dict[str, type[Callback]] = {
     "divergence_guard": DivergenceGuard,
     "parameter_logger": ParameterLogger,
     "optimum_gap": OptimumGap,
+    "convergence": Convergence,  # after optimum_gap: it watches what that logs
     "fit_plot": FitPlot,
     "hparams_metrics": HParamsMetrics,
 }
 TRAINER_DEFAULTS: dict[str, Any] = {
-    "max_epochs": 10,
+    "max_epochs": 1000,  # a cap: training stops once converged (Convergence)
     "log_every_n_steps": 25,
     # a plain config, not jsonargparse's lazy_instance, which costs 0.1 s at import
     "logger": {
@@ -94,11 +96,13 @@ class LinRegCLI(LightningCLI):
         parser.add_class_arguments(ModelCheckpoint, "checkpoint")
         for key, callback in FIT_CALLBACKS.items():
             parser.add_subclass_arguments(callback, key, required=False)
-        sgd = {"class_path": "torch.optim.SGD", "init_args": {"lr": DEFAULT_LR}}
         parser.set_defaults(
             {
                 **{key: {"class_path": _class_path(c)} for key, c in FIT_CALLBACKS.items()},
-                "model": {"class_path": "linreg.LinearRegression", "init_args": {"optimizer": sgd}},
+                "model": {
+                    "class_path": "linreg.LinearRegression",
+                    "init_args": {"optimizer": DEFAULT_OPTIMIZER},
+                },
                 "data": {"class_path": "linreg.SyntheticDataModule"},
                 "checkpoint.monitor": "val/mse",
                 "checkpoint.filename": "best",
@@ -221,6 +225,8 @@ class LinRegCLI(LightningCLI):
         callbacks = [*(trainer.get("callbacks") or []), GracefulStop()]
         if subcommand == "fit":
             callbacks += [given[key] for key in FIT_CALLBACKS if given.get(key) is not None]
+            if "--trainer.max_epochs" in self.command_line.options:  # exactly that many
+                callbacks = [c for c in callbacks if not isinstance(c, Convergence)]
             callbacks += self._checkpoints(given["checkpoint"])
         if trainer.get("enable_progress_bar") is not False and not any(
             isinstance(callback, ProgressBar) for callback in callbacks
@@ -421,6 +427,8 @@ def _quiet_lightning() -> None:
         lambda record: not str(record.msg).startswith("💡 Tip")
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # a whole-split batch is one step per epoch; linreg logs at every epoch's end anyway
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
 
 
 def debugging() -> bool:

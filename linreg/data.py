@@ -28,6 +28,7 @@ from linreg.notes import note
 SPLITS = ("train", "val", "test")
 FLOAT32_SQUARE_LIMIT = 1e18  # a squared error of 1e36 is still below float32's 3.4e38
 CHUNK_ROWS = 65536  # rows per chunk of chunks(), and per evaluation batch with batch_size="full"
+AUTO_BATCH = 4096  # batch_size="auto": all training rows up to this many, else batches of it
 
 
 def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
@@ -50,8 +51,10 @@ class ArrayDataModule(LightningDataModule):
     Args:
         batch_size: rows per training step (and per evaluation batch); ``"full"``: all the
             training rows of this process in one batch (batch gradient descent: one step per
-            epoch), evaluation in batches of 65,536 rows. A number above the training rows is
-            lowered to them, with a note.
+            epoch), evaluation in batches of 65,536 rows; ``"auto"``: ``"full"`` up to 4,096
+            training rows, else batches of 4,096 (big batches cost Lightning's per-step time
+            less often, and carry little mini-batch noise). A number above the training rows
+            is lowered to them, with a note.
         val_fraction: share of the rows held out for validation, in ``[0, 1)``.
         test_fraction: share of the rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the per-epoch shuffling.
@@ -59,18 +62,18 @@ class ArrayDataModule(LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int | Literal["full"] = 32,
+        batch_size: int | Literal["auto", "full"] = "auto",
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size != "full" and (
+        if batch_size not in ("full", "auto") and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
             raise UserInputError(
                 f"batch_size must be a positive integer, got {batch_size!r}. Give a number of "
-                f"rows, or 'full' for all the training rows in one batch."
+                f"rows, 'full' for all the training rows in one batch, or 'auto'."
             )
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0 <= value < 1:
@@ -233,9 +236,11 @@ class ArrayDataModule(LightningDataModule):
         """Training and evaluation batch sizes for these rows; notes about what is too small."""
         sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
         train = sizes["train"]
-        if self.batch_size == "full":
+        if self.batch_size == "full" or (self.batch_size == "auto" and train <= AUTO_BATCH):
             self._train_batch, self._eval_batch = train, CHUNK_ROWS
             self._check_full_batch(train)
+        elif self.batch_size == "auto":
+            self._train_batch = self._eval_batch = AUTO_BATCH
         elif self.batch_size > train:
             note(
                 f"batch_size={self.batch_size} is more than the {train} training rows of "
@@ -248,6 +253,11 @@ class ArrayDataModule(LightningDataModule):
                 f"(val_fraction={self.val_fraction} of {n_rows} rows): its metrics, R² above "
                 f"all, say little. Use more rows or a larger val_fraction."
             )
+
+    @property
+    def train_batch_size(self) -> int:
+        """Rows per training batch, as settled by :meth:`setup` (``"full"``/``"auto"`` resolved)."""
+        return self._train_batch
 
     def _check_full_batch(self, train_rows: int) -> None:
         """A ``"full"`` batch is read into memory whole: refuse one that cannot fit there."""
@@ -320,7 +330,8 @@ class SyntheticDataModule(ArrayDataModule):
             (a single number is then used for every feature).
         bias: the true intercept.
         noise: standard deviation of the Gaussian noise added to ``y`` (0 = exact line).
-        batch_size: rows per training step, or ``"full"`` (all the training rows).
+        batch_size: rows per training step, ``"full"`` (all the training rows) or ``"auto"``
+            (all of them up to 4,096, else batches of 4,096).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the data, the split and the shuffling.
@@ -333,7 +344,7 @@ class SyntheticDataModule(ArrayDataModule):
         weight: float | list[float] = 3.0,
         bias: float = 0.8,
         noise: float = 0.0,
-        batch_size: int | Literal["full"] = 32,
+        batch_size: int | Literal["auto", "full"] = "auto",
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 42,
@@ -399,7 +410,8 @@ class TensorDataModule(ArrayDataModule):
     Args:
         x: features, shape ``(n_rows, n_features)``.
         y: targets, shape ``(n_rows,)`` or ``(n_rows, n_targets)``.
-        batch_size: rows per training step, or ``"full"`` (all the training rows).
+        batch_size: rows per training step, ``"full"`` (all the training rows) or ``"auto"``
+            (all of them up to 4,096, else batches of 4,096).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the shuffling.
@@ -409,7 +421,7 @@ class TensorDataModule(ArrayDataModule):
         self,
         x: Array,
         y: Array,
-        batch_size: int | Literal["full"] = 32,
+        batch_size: int | Literal["auto", "full"] = "auto",
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,

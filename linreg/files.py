@@ -40,7 +40,8 @@ class FileDataModule(ArrayDataModule):
         normalize: standardize the features (mean 0, standard deviation 1 on the training split).
         normalize_target: standardize the targets too (metrics are then in standardized units;
             predictions are always written in the target's own units).
-        batch_size: rows per training step, or ``"full"`` (all the training rows).
+        batch_size: rows per training step, ``"full"`` (all the training rows) or ``"auto"``
+            (all of them up to 4,096, else batches of 4,096).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the shuffling.
@@ -54,7 +55,7 @@ class FileDataModule(ArrayDataModule):
         delimiter: str | None = None,
         normalize: bool = True,
         normalize_target: bool = False,
-        batch_size: int | Literal["full"] = 32,
+        batch_size: int | Literal["auto", "full"] = "auto",
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,

@@ -87,7 +87,8 @@ class LeastSquares(LinearModel):
         if batch_idx == 0 and callable(getattr(data, "chunks", None)):  # linreg's data: fast
             # A standardizing data module's rows as stored: solved in the data's own units, the
             # answer is not rounded through the standardized values (NIST's Wampler5 needs it).
-            self._raw = callable(getattr(data, "standardization", None))
+            plain = type(self).features is LinearModel.features  # a feature map: model space
+            self._raw = plain and callable(getattr(data, "standardization", None))
             for x, y in data.chunks("train", self.chunk_rows, transform=not self._raw):
                 self._add(x, y)
             self._finish_pass()
@@ -135,7 +136,8 @@ class LeastSquares(LinearModel):
         else:  # the second: refine
             self._refinement = Refinement(self.solution)
 
-    def _add(self, x: Tensor, y: Tensor) -> None:
+    def _add(self, rows: Tensor, y: Tensor) -> None:
+        x = self.features(rows)  # the linear layer's inputs
         y = y.unsqueeze(1) if y.ndim == 1 else y
         if self._refinement is not None:
             self._refinement.update(x, y)

@@ -134,8 +134,14 @@ def check_intercept(model: LightningModule, data: Any) -> None:
 
 
 def check_optimizer(model: LightningModule, data: Any) -> None:
-    """Build optimizer and scheduler once on copies of the parameters: bad arguments fail now."""
-    build_optimizer = getattr(model, "optimizer", None)
+    """Build optimizer and scheduler once on copies of the parameters: bad arguments fail now.
+
+    Arguments left to the data (NaN) get a placeholder here: the data is not read yet.
+    """
+    make = getattr(model, "make_optimizer", None)
+    build_optimizer = (
+        (lambda params: make(params, None)) if callable(make) else getattr(model, "optimizer", None)
+    )
     build_scheduler = getattr(model, "lr_scheduler", None)
     if not callable(build_optimizer):
         return

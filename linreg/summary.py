@@ -26,6 +26,10 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
         if log_dir:
             lines.append(f"  summary: {os.path.join(log_dir, SUMMARY_CSV)}, {SUMMARY_JSON}")
     elif linear is not None:
+        verdict = _verdict(trainer)
+        lines.extend(verdict)
+        if verdict and "not" in verdict[0]:
+            lines.append("  (these are where SGD stopped, not the least-squares coefficients)")
         weight, bias = linear.weight, linear.bias
         convert = getattr(data, "to_original_units", None)
         if callable(convert) and weight.shape[1] == getattr(data, "num_features", -1):
@@ -50,6 +54,35 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
             f"  see the curves: tensorboard --logdir {os.path.dirname(os.path.normpath(log_dir))}"
         )
     return "\n".join(lines)
+
+
+def _verdict(trainer: Trainer) -> list[str]:
+    """Whether training reached the exact optimum, from :class:`OptimumGap`, in plain words."""
+    from linreg.callbacks.convergence import Convergence
+    from linreg.callbacks.optimum import OptimumGap
+
+    gap = next((c.gap for c in trainer.callbacks if isinstance(c, OptimumGap) and c.gap), None)
+    if gap is None:
+        return []
+    epochs = trainer.current_epoch  # completed epochs
+    stopper = next((c for c in trainer.callbacks if isinstance(c, Convergence)), None)
+    inner = getattr(trainer.lightning_module, "inner_steps", lambda: 1)()
+    updates = trainer.global_step * inner
+    where = f"after {epochs} epoch{'s' if epochs != 1 else ''} ({updates} optimizer steps)"
+    if gap.converged:
+        return [
+            f"  converged {where}: the training objective is within {gap.rtol:g} of the exact "
+            f"optimum's (relative gap {gap.relative:.2g})."
+        ]
+    why = "the epoch cap"
+    if stopper is not None and stopper.wait_count >= stopper.patience:
+        why = f"no progress for {stopper.patience} epochs"
+    return [
+        f"  not converged: stopped at {why} {where}; the training objective is "
+        f"{gap.relative:.3g} (relative) above the exact optimum, more than the {gap.rtol:g} "
+        f"asked for.",
+        "  for the exact answer: linreg fit --model linreg.LeastSquares (same data options)",
+    ]
 
 
 def save_statistics(model: LightningModule, log_dir: str | None) -> None:

@@ -37,8 +37,6 @@ import logging
 import math
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -47,9 +45,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_accuracy import to_accuracy
+from bench_commands import csv_read, memmap_file, seed_task
+from bench_exact import LABELS as EXACT_CASES
+from bench_exact import exact
+from bench_process import describe, machine
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
@@ -58,7 +60,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from linreg import LinearRegression, TensorDataModule
 from linreg.cli import FIT_CALLBACKS, PROGRESS_BAR_REFRESH_RATE, TRAINER_DEFAULTS
 
-REPO = Path(__file__).resolve().parents[1]
 LR = 0.05
 
 
@@ -235,9 +236,9 @@ def peak_memory() -> Iterator[list[float]]:
     result = [0.0]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+        allocated = torch.cuda.memory_allocated()
         yield result
-        result[0] = (torch.cuda.max_memory_allocated() - base) / 2**20
+        result[0] = (torch.cuda.max_memory_allocated() - allocated) / 2**20
         return
     base, peak, done = _rss_mb(), [0.0], threading.Event()
 
@@ -333,47 +334,6 @@ def scale(sizes: list[int], features: int, batch_size: int) -> list[dict[str, ob
     return results
 
 
-def memmap_file(rows: int, features: int = 16) -> dict[str, float]:
-    """Train one epoch on a .npy file of ``rows`` x (features + 1) float32 through `linreg fit`.
-
-    The file is memory-mapped: the peak memory of the training process should stay far below
-    the file's size.
-    """
-    linreg = str(Path(sys.executable).with_name("linreg"))
-    with tempfile.TemporaryDirectory(dir=".") as folder:
-        path = Path(folder).resolve() / "big.npy"
-        table = np.lib.format.open_memmap(path, "w+", np.float32, (rows, features + 1))
-        generator = np.random.default_rng(0)
-        weight = np.linspace(-2, 3, features, dtype=np.float32)
-        for start in range(0, rows, 1_000_000):  # written in chunks: never all in memory
-            x = generator.random((min(1_000_000, rows - start), features), dtype=np.float32)
-            table[start : start + len(x), :features] = x
-            table[start : start + len(x), features] = x @ weight + 0.8
-        table.flush()
-        del table
-        command = [linreg, "fit", "--data", "linreg.FileDataModule", "--data.path", str(path),
-                   "--data.batch_size", "8192", "--trainer.max_epochs", "1",
-                   "--trainer.enable_progress_bar", "false",
-                   "--fit_plot", "null"]  # fmt: skip
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
-        peak = {"RssAnon": 0.0, "VmRSS": 0.0}
-        while process.poll() is None:  # sample the child's memory every 20 ms
-            peak = {key: max(peak[key], _status_mb(process.pid, key)) for key in peak}
-            time.sleep(0.02)
-        seconds = time.perf_counter() - started
-        if process.returncode:
-            raise RuntimeError(f"linreg fit failed with status {process.returncode}")
-        file_mb = path.stat().st_size / 2**20
-    print(f"{rows:,} rows x {features + 1} columns: file {file_mb:.0f} MB, one epoch of "
-          f"`linreg fit` {seconds:.1f} s; peak memory of the process: {peak['RssAnon']:.0f} MB "
-          f"allocated (RssAnon), {peak['VmRSS']:.0f} MB resident incl. file pages the OS can "
-          f"drop (VmRSS)")  # fmt: skip
-    return {"rows": rows, "file_mb": file_mb, "seconds": seconds,
-            "peak_anon_mb": peak["RssAnon"], "peak_rss_mb": peak["VmRSS"]}  # fmt: skip
-
-
 def profile_floor(batch_size: int, steps: int = 3000) -> dict[str, float]:
     """cProfile of case (d), Lightning's loop around linreg's model and data path: where it goes.
 
@@ -400,68 +360,6 @@ def profile_floor(batch_size: int, steps: int = 3000) -> dict[str, float]:
     }  # fmt: skip
     print("calls per step:", {name: round(value, 1) for name, value in per_step.items()})
     return per_step
-
-
-def csv_read(rows: int) -> dict[str, float]:
-    """Seconds to read and check a CSV of ``rows`` x 6 numbers, and the same with a text column.
-
-    Numbers only go through NumPy's C parser; a text column sends the file to the csv module.
-    """
-    from linreg import FileDataModule
-
-    generator = np.random.default_rng(0)
-    table = generator.random((rows, 6))
-    result: dict[str, float] = {"rows": rows}
-    with tempfile.TemporaryDirectory() as folder:
-        for case, header, text in (
-            ("numbers_only", "a,b,c,d,e,y", ""),
-            ("text_column", "id,a,b,c,d,e,y", "r,"),
-        ):
-            path = Path(folder) / f"{case}.csv"
-            with open(path, "w") as file:
-                file.write(header + "\n")
-                file.writelines(text + ",".join(f"{v:.8g}" for v in row) + "\n" for row in table)
-            started = time.perf_counter()
-            FileDataModule(str(path), features=["a", "b", "c", "d", "e"]).check("fit")
-            result[f"{case}_seconds"] = time.perf_counter() - started
-            result[f"{case}_mb"] = path.stat().st_size / 2**20
-    numbers, text = result["numbers_only_seconds"], result["text_column_seconds"]
-    print(f"read and check {rows:,} rows x 6 columns ({result['numbers_only_mb']:.0f} MB): "
-          f"numbers only {numbers:.2f} s, with a text column {text:.2f} s")  # fmt: skip
-    return result
-
-
-def _status_mb(pid: int, key: str) -> float:
-    """A memory figure of a running process from /proc (0 once it has exited)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            line = next(line for line in status if line.startswith(key + ":"))
-    except (OSError, StopIteration):
-        return 0.0
-    return int(line.split()[1]) / 1024
-
-
-def seed_task(repeats: int) -> dict[str, float]:
-    """Wall time of `linreg fit` (defaults) against the tutorial's 30,000-step script."""
-    baseline = REPO / "scripts" / "tutorial_baseline.py"
-    linreg = str(Path(sys.executable).with_name("linreg"))
-    commands = {
-        "tutorial": [sys.executable, str(baseline)],
-        "linreg_fit": [linreg, "fit", "--trainer.enable_progress_bar", "false"],
-        "import_only": [sys.executable, "-c", "import linreg.cli"],  # start-up's share
-    }
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    with tempfile.TemporaryDirectory() as cwd:
-        for _ in range(repeats):  # interleaved, so both see the same machine load
-            for name, command in commands.items():
-                started = time.perf_counter()
-                subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-                times[name].append(time.perf_counter() - started)
-    best = {name: min(values) for name, values in times.items()}
-    print(f"tutorial script: {best['tutorial']:.2f} s   linreg fit: {best['linreg_fit']:.2f} s   "
-          f"ratio {best['linreg_fit'] / best['tutorial']:.2f} (best of {repeats}); of which "
-          f"starting Python and importing linreg.cli: {best['import_only']:.2f} s")  # fmt: skip
-    return best
 
 
 def _row(result: Result) -> str:
@@ -493,26 +391,46 @@ def main() -> None:
     parser.add_argument("--memmap", type=int, metavar="ROWS", help="train on a .npy of ROWS rows")
     parser.add_argument("--csv", type=int, metavar="ROWS", help="read a CSV of ROWS rows")
     parser.add_argument("--profile", type=int, metavar="BATCH", help="profile case (d) at BATCH")
+    parser.add_argument("--exact", type=int, nargs="*", metavar="ROWS",
+                        help="exact least squares on a .npy of ROWS rows (default 10,000,000); "
+                        "several sizes show how (a)'s memory grows")  # fmt: skip
+    parser.add_argument("--exact-cases", nargs="+", default=list(EXACT_CASES),
+                        choices=list(EXACT_CASES))  # fmt: skip
+    parser.add_argument("--to-accuracy", type=int, nargs="?", const=1_000_000, metavar="ROWS",
+                        help="time to the least-squares R² (default 1,000,000 rows)")  # fmt: skip
+    parser.add_argument("--case-timeout", type=float, default=900.0,
+                        help="--to-accuracy: seconds before a case is stopped")  # fmt: skip
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 8192])
     parser.add_argument("--samples", type=int, default=2_500_000, help="rows per timed run")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--repeats", type=int, default=3, help="runs per case (best is kept)")
+    parser.add_argument("--repeats", type=int, help="runs per case, the best kept (3; --exact 2)")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     args = parser.parse_args()
 
     torch.set_float32_matmul_precision("highest")
     for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: ..." for every run
         logging.getLogger(name).setLevel(logging.WARNING)
+    info = machine()
     report: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
         + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"),
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
+        **info,
     }
-    if args.seed_task:
-        report["seed_task_seconds"] = seed_task(args.repeats)
+    print(f"machine: {describe(info)}", flush=True)
+    repeats = args.repeats or 3
+    if args.exact is not None:
+        sizes = args.exact or ([100_000] if args.quick else [10_000_000])
+        features = 8 if args.quick else args.features
+        report["exact"] = exact(
+            sizes, features, args.exact_cases, args.repeats or (1 if args.quick else 2)
+        )
+    elif args.to_accuracy is not None:
+        rows, features = (20_000, 8) if args.quick else (args.to_accuracy, args.features)
+        report["to_accuracy"] = to_accuracy(rows, features, args.quick, args.case_timeout)
+    elif args.seed_task:
+        report["seed_task_seconds"] = seed_task(repeats)
     elif args.memmap:
         report["memmap"] = memmap_file(args.memmap)
     elif args.csv:
@@ -525,10 +443,9 @@ def main() -> None:
     else:
         if args.quick:
             args.rows, args.features, args.batch_sizes = 20_000, 8, [64, 1024]
-            args.samples, args.repeats = 6400, 1
-        results = compare(
-            args.rows, args.features, args.batch_sizes, args.samples, args.cases, args.repeats
-        )
+            args.samples, repeats = 6400, 1
+        results = compare(args.rows, args.features, args.batch_sizes, args.samples, args.cases,
+                          repeats)  # fmt: skip
         report["results"] = [asdict(r) for r in results]
         report["ratios"] = _ratios(results)
         print("ratios (samples/s relative to the hand-written loop):", report["ratios"])

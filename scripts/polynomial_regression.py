@@ -1,6 +1,6 @@
 """Polynomial regression by subclassing linreg: a curve ``y = 0.5 - x + 2x²`` learned by SGD.
 
-``PolynomialRegression`` is ``LinearRegression`` whose ``forward`` first expands each input
+``PolynomialRegression`` is ``LinearRegression`` whose ``features`` expand each input
 column into its powers ``[x, x², …, x^degree]``; the rest (MSE, penalties, metrics, optimizer,
 checkpoints) is inherited. The expansion lives in the model rather than in the data module
 because the polynomial is part of the model: a checkpoint then predicts from the raw ``x`` (its
@@ -48,7 +48,8 @@ class PolynomialRegression(LinearRegression):
         degree: highest power of ``x``; the linear layer has ``in_features · degree`` inputs,
             ordered ``[x₁ … x_d, x₁² … x_d², …]``.
         fit_intercept: learn the constant term ``b``.
-        optimizer: builds the optimizer from the parameters; ``None`` means SGD at lr 0.5.
+        optimizer: builds the optimizer from the parameters; ``None`` means SGD with the
+            learning rate and momentum chosen from the curvature of the expanded features.
         lr_scheduler: optional scheduler factory, stepped per epoch.
         l1: weight of the L1 penalty on all polynomial coefficients (not ``b``).
         l2: weight of the L2 penalty on all polynomial coefficients (not ``b``).
@@ -68,16 +69,17 @@ class PolynomialRegression(LinearRegression):
         super().__init__(in_features, out_features, fit_intercept, optimizer, lr_scheduler, l1, l2)
         if degree < 1:
             raise UserInputError(f"degree must be at least 1, got {degree}.")
-        # Replace the parent's layer with a wider one; penalties, OptimumGap's checks and the
+        # Replace the parent's layer with a wider one; penalties, the exact optimum and the
         # CLI summary all read ``self.linear``, so they keep working on the coefficients.
         self.linear = nn.Linear(in_features * degree, out_features, bias=fit_intercept)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Predictions ``(batch, out_features)`` for raw inputs ``x`` ``(batch, in_features)``."""
-        return self.linear(self.expand(x))
+    def features(self, x: Tensor) -> Tensor:
+        """``[x, x², …, x^degree]`` side by side: shape ``(batch, in_features · degree)``.
 
-    def expand(self, x: Tensor) -> Tensor:
-        """``[x, x², …, x^degree]`` side by side: shape ``(batch, in_features · degree)``."""
+        The linear layer's inputs. As this is the model's only change, everything linreg
+        computes exactly for a linear model (the learning rate from the curvature, the gap to
+        the least-squares optimum) holds for the polynomial too.
+        """
         return torch.cat([x**power for power in range(1, self.hparams.degree + 1)], dim=1)
 
 

@@ -31,7 +31,9 @@ from tests.conftest import LEAN, load_checkpoint, run_linreg, scalars
 
 pytestmark = pytest.mark.slow
 
+# mini-batches of 32 at a plain SGD rate: a learning curve to watch over 6 epochs
 NOISY = ("--data.noise", "0.1", "--data.seed", "3", "--trainer.max_epochs", "6",
+         "--data.batch_size", "32", "--model.optimizer.lr", "0.5",
          "--trainer.enable_progress_bar", "false", "--fit_plot.every_n_epochs", "2")  # fmt: skip
 # No validation split; 80 training rows in batches of 10: 8 steps per epoch, logged every 5.
 SHORT = ("--data.n_samples", "100", "--data.val_fraction", "0", "--data.test_fraction", "0.2",
@@ -239,14 +241,14 @@ def test_images_and_histograms_are_at_the_steps_of_the_scalars(short_run: tuple[
         (lambda: ParameterLogger(max_scalars=-2), "max_scalars must be 0 or more, got -2"),
         (lambda: FitPlot(every_n_epochs=-1), "every_n_epochs must be 0 or more, got -1"),
         (lambda: FitPlot(max_points=0), "max_points must be at least 1, got 0"),
-        (lambda: OptimumGap(chunk_rows=0), "chunk_rows must be at least 1, got 0"),
+        (lambda: OptimumGap(rtol=0), r"rtol must be in \(0, 1\), got 0"),
         (lambda: DivergenceGuard(check_every_n_steps=0), "check_every_n_steps must be at least 1"),
     ],
     ids=[
         "max-scalars",
         "every-n-epochs",
         "max-points",
-        "chunk-rows",
+        "optimum-rtol",
         "check-interval",
     ],
 )
@@ -331,7 +333,8 @@ def test_data_on_a_scale_float32_cannot_train_suggests_standardizing(tmp_path: P
 def test_a_loss_growing_without_bound_is_divergence_even_while_finite(tmp_path: Path) -> None:
     # lr 1.0 is above the stable 0.8: the loss grows ~1.5x a step, finite for hundreds of steps
     result = run_linreg("fit", "--model.optimizer.lr", "1.0", "--trainer.max_epochs", "3",
-                        "--trainer.enable_progress_bar", "false", cwd=tmp_path, check=False)  # fmt: skip
+                        "--data.batch_size", "32", "--trainer.enable_progress_bar", "false",
+                        cwd=tmp_path, check=False)  # fmt: skip
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
     assert re.search(

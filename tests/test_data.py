@@ -124,7 +124,7 @@ def test_loader_fetches_whole_batches_without_collation() -> None:
         ({"n_samples": 4}, "too few for val_fraction=0.1"),
         (
             {"batch_size": "half"},
-            "batch_size must be a positive integer, got 'half'. Give a number of rows, or 'full'",
+            "batch_size must be a positive integer, got 'half'. Give a number of rows, 'full'",
         ),
         ({"n_features": 2, "weight": [1.0, 2.0, 3.0]}, "weight has 3 values but n_features is 2"),
         ({"noise": -1.0}, "noise is a standard deviation"),
@@ -202,12 +202,13 @@ def test_linnerud_trains_with_the_defaults(capsys: pytest.CaptureFixture[str]) -
     from linreg import LinearRegression
 
     x, y = load_linnerud(return_X_y=True)
-    data = TensorDataModule(x, y)
+    data = TensorDataModule(x, y, batch_size=32)
     model = LinearRegression(data.num_features, data.num_targets)
     Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False).fit(model, data)  # fmt: skip
     assert [len(batch) for batch, _ in data.train_dataloader()] == [16]
-    notes = [line for line in capsys.readouterr().err.splitlines() if "linreg: note" in line]
+    err = capsys.readouterr().err.splitlines()
+    notes = [line for line in err if "linreg: note" in line and "the given arrays" in line]
     assert notes == [
         "linreg: note: batch_size=32 is more than the 16 training rows of the given arrays: each "
         "training batch has all 16 (one step per epoch).",

@@ -52,7 +52,7 @@ def test_polynomial_model_expands_its_inputs(example) -> None:
     model = polynomial.PolynomialRegression(in_features=2, degree=3)
     x = torch.tensor([[2.0, -1.0]])
     assert model.linear.in_features == 6 and model.hparams.in_features == 2
-    assert torch.equal(model.expand(x), torch.tensor([[2.0, -1.0, 4.0, 1.0, 8.0, -1.0]]))
+    assert torch.equal(model.features(x), torch.tensor([[2.0, -1.0, 4.0, 1.0, 8.0, -1.0]]))
     assert model(x).shape == (1, 1)
     with pytest.raises(UserInputError, match="degree must be at least 1"):
         polynomial.PolynomialRegression(degree=0)

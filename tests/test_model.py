@@ -63,10 +63,12 @@ def test_penalties_are_on_weights_not_bias() -> None:
     assert float(model.penalty().detach()) == 0.0
 
 
-def test_default_optimizer_is_sgd_at_lr_half() -> None:
-    optimizer = LinearRegression().configure_optimizers()
+def test_default_optimizer_is_sgd_with_the_learning_rate_left_to_the_data() -> None:
+    model = LinearRegression()
+    assert model.hparams["optimizer"] is None  # nothing given: SGD, lr and momentum from data
+    optimizer = model.configure_optimizers()  # no trainer, no data: the fixed fallback
     assert type(optimizer) is torch.optim.SGD
-    assert optimizer.param_groups[0]["lr"] == 0.5
+    assert optimizer.param_groups[0]["lr"] == 0.01 and optimizer.param_groups[0]["momentum"] == 0
 
 
 def test_scheduler_steps_per_batch_when_asked() -> None:

@@ -19,8 +19,10 @@ from linreg.cli import main
 from linreg.errors import UserInputError
 from tests.conftest import LEAN, LINREG, load_checkpoint, run_linreg, scalars
 
+# the tutorial's mini-batch SGD (32 rows a step, 25 steps an epoch on the default 800 rows)
+MINI_BATCHES = ("--data.batch_size", "32")
 # ~625 steps per epoch: slow enough to be killed mid-run, fast enough for CI
-LONG = ("--data.n_samples", "25000", "--data.noise", "0.1", "--trainer.enable_progress_bar", "false",
+LONG = ("--data.n_samples", "25000", "--data.noise", "0.1", "--data.batch_size", "32", "--trainer.enable_progress_bar", "false",
         "--fit_plot", "null")  # fmt: skip
 
 
@@ -96,8 +98,8 @@ def _umask() -> int:
 
 @pytest.mark.slow
 def test_same_seed_gives_bitwise_identical_parameters(tmp_path: Path) -> None:
-    args = ("fit", "--data.noise", "0.1", "--trainer.max_epochs", "3",
-            "--trainer.enable_progress_bar", "false", *LEAN)  # fmt: skip
+    args = ("fit", "--data.noise", "0.1", "--trainer.max_epochs", "3", *MINI_BATCHES,
+            "--model.optimizer.lr", "0.1", "--trainer.enable_progress_bar", "false", *LEAN)  # fmt: skip
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
     run_linreg(*args, "--seed_everything", "7", cwd=tmp_path / "a")
@@ -132,7 +134,7 @@ class ShardProbe(LinearRegression):
 def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     (tmp_path / "shard_probe.py").write_text(SHARD_PROBE)
     result = run_linreg(
-        "fit", "--model", "shard_probe.ShardProbe", "--trainer.accelerator", "cpu",
+        "fit", "--model", "shard_probe.ShardProbe", *MINI_BATCHES, "--trainer.accelerator", "cpu",
         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "10",
         "--trainer.enable_progress_bar", "false", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
     )  # fmt: skip
@@ -162,7 +164,8 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
 ) -> None:
     # two good epochs at lr 0.5, then the scheduler multiplies the rate by 1000
     result = run_linreg(
-        "fit", "--model.lr_scheduler", "StepLR", "--model.lr_scheduler.step_size", "2",
+        "fit", *MINI_BATCHES, "--model.optimizer.lr", "0.5", "--model.lr_scheduler", "StepLR",
+        "--model.lr_scheduler.step_size", "2",
         "--model.lr_scheduler.gamma", "1000", "--trainer.max_epochs", "6",
         "--trainer.enable_progress_bar", "false", cwd=tmp_path, check=False,
     )  # fmt: skip
@@ -291,7 +294,7 @@ def test_best_is_the_newest_run_that_has_one(tmp_path: Path, run_main) -> None:
 @pytest.mark.slow
 def test_last_checkpoint_follows_every_epoch_not_only_improvements(tmp_path: Path) -> None:
     # noisy data: val/mse stops improving after a few epochs, training goes on
-    run_linreg("fit", "--data.noise", "1.0", "--trainer.max_epochs", "8", *LEAN,
+    run_linreg("fit", "--data.noise", "1.0", "--trainer.max_epochs", "8", *LEAN, *MINI_BATCHES,
                "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
     best, last = (load_checkpoint(checkpoints / name) for name in ("best.ckpt", "last.ckpt"))

@@ -1,5 +1,6 @@
 """linreg's callbacks: a run that teaches, stops cleanly and writes predictions."""
 
+from linreg.callbacks.convergence import Convergence
 from linreg.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from linreg.callbacks.fit_plot import FitPlot, fit_figure
 from linreg.callbacks.graceful_stop import GracefulStop
@@ -9,6 +10,7 @@ from linreg.callbacks.parameters import ParameterLogger
 from linreg.callbacks.predictions import PredictionWriter
 
 __all__ = [
+    "Convergence",
     "DivergenceGuard",
     "FitPlot",
     "GracefulStop",

@@ -11,6 +11,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from linreg.checkpoint_io import atomic_write
 from linreg.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class FitPlot(Callback):
-    """Draw the fit every few epochs and at the end (IMAGES tab and ``fit.png``).
+    """Draw the fit at log-spaced epochs and at the end (IMAGES tab and ``fit.png``).
 
     One input and one output: validation points (training points without a validation split)
     and the fitted line, the seed tutorial's plot. Otherwise: predicted against actual values
@@ -28,21 +29,26 @@ class FitPlot(Callback):
     Drawn with matplotlib's non-interactive Agg canvas: no window ever opens.
 
     Args:
-        every_n_epochs: draw after every this many epochs (0: only at the end).
+        every_n_epochs: draw after every this many epochs (0: only at the end); ``None``: after
+            epochs 1, 2, 4, 8, ... (a run of 1,000 epochs draws 11 pictures: drawing never
+            becomes most of a run's time).
         max_points: at most this many validation rows are drawn.
     """
 
-    def __init__(self, every_n_epochs: int = 5, max_points: int = 500) -> None:
-        if every_n_epochs < 0:
+    def __init__(self, every_n_epochs: int | None = None, max_points: int = 500) -> None:
+        if every_n_epochs is not None and every_n_epochs < 0:
             raise UserInputError(f"every_n_epochs must be 0 or more, got {every_n_epochs}.")
         if max_points < 1:
             raise UserInputError(f"max_points must be at least 1, got {max_points}.")
         self.every_n_epochs, self.max_points = every_n_epochs, max_points
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Every ``every_n_epochs`` epochs (after the epoch's validation), log the picture."""
+        """At the chosen epochs (after the epoch's validation), log the picture."""
         epoch = trainer.current_epoch + 1
-        if not self.every_n_epochs or epoch % self.every_n_epochs:
+        if self.every_n_epochs is None:
+            if epoch & (epoch - 1):  # not a power of two
+                return
+        elif not self.every_n_epochs or epoch % self.every_n_epochs:
             return
         if epoch < (trainer.max_epochs or 0):  # the last epoch is drawn by on_fit_end
             self._draw(trainer, pl_module, save=False)
@@ -68,8 +74,8 @@ class FitPlot(Callback):
         if log_dir:
             from PIL import Image  # matplotlib's own image library
 
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(Path(log_dir) / "fit.png")
+            with atomic_write(Path(log_dir) / "fit.png") as file:  # a full disk leaves the old one
+                Image.fromarray(image).save(file, format="PNG")
 
 
 def fit_figure(
