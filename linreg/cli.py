@@ -68,6 +68,11 @@ TRAINER_DEFAULTS: dict[str, Any] = {
         "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
     },
 }
+# linreg compare's default data: the tutorial's 50 points of y = 3x + 0.8, all to train on
+COMPARE_DATA = {
+    "class_path": "linreg.SyntheticDataModule",
+    "init_args": {"n_samples": 50, "val_fraction": 0.0, "test_fraction": 0.0},
+}
 # Set from the data when the model is built, so never taken from a checkpoint.
 LINKED = ("in_features", "out_features")
 DESCRIPTION = (
@@ -78,6 +83,11 @@ DESCRIPTION = (
 
 class LinRegCLI(LightningCLI):
     """LightningCLI with linreg's model, data, callbacks and checkpoint handling as defaults."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's four, and ``compare`` (``LinRegTrainer.compare``)."""
+        return {**LightningCLI.subcommands(), "compare": {"model", "datamodule"}}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("trainer_class", LinRegTrainer)
@@ -145,6 +155,8 @@ class LinRegCLI(LightningCLI):
         injected: list[str] = []
         if line.data_class is not None:  # a data class the user chose starts from its defaults
             injected += ["--config", "data: null"]
+        elif line.subcommand == "compare":  # the tutorial's data: 50 points, all for training
+            injected += ["--config", yaml.safe_dump({"data": COMPARE_DATA})]
         if not line.ckpt_path:
             return injected
         self.checkpoint = resolve_checkpoint(line.subcommand, line.ckpt_path, line.run_folder())
@@ -196,7 +208,7 @@ class LinRegCLI(LightningCLI):
         assert subcommand is not None
         config = self.config[subcommand]
         check_kinds(config)
-        if subcommand != "fit" and not config.get("ckpt_path"):
+        if subcommand not in ("fit", "compare") and not config.get("ckpt_path"):
             raise UserInputError(
                 f"linreg {subcommand} needs a trained model: add --ckpt_path best (the best "
                 f"checkpoint of the newest run), last, or the path of a .ckpt file."
@@ -235,7 +247,7 @@ class LinRegCLI(LightningCLI):
         kwargs["callbacks"] = callbacks
         if subcommand != "fit":  # nothing to save, and no state of the old run to restore
             kwargs["enable_checkpointing"] = False
-        if subcommand == "predict":  # nothing to log: no run folder, no config.yaml
+        if subcommand in ("predict", "compare"):  # no run folder here (compare makes its own)
             kwargs["logger"] = False
             self.save_config_callback = None
         else:
@@ -274,6 +286,7 @@ class LinRegCLI(LightningCLI):
             )
         if subcommand == "fit":
             check_optimizer(self.model, self.datamodule)
+        if subcommand in ("fit", "compare"):
             check_intercept(self.model, self.datamodule)
 
     def _data_error(self, error: UserInputError) -> UserInputError:

@@ -28,7 +28,9 @@ from linreg.notes import note
 SPLITS = ("train", "val", "test")
 FLOAT32_SQUARE_LIMIT = 1e18  # a squared error of 1e36 is still below float32's 3.4e38
 CHUNK_ROWS = 65536  # rows per chunk of chunks(), and per evaluation batch with batch_size="full"
-AUTO_BATCH = 4096  # batch_size="auto": all training rows up to this many, else batches of it
+# batch_size="auto": all training rows up to this many (rows, and values in a batch), else
+# batches of it: big batches pay Lightning's per-step cost rarely and carry little noise
+AUTO_BATCH, AUTO_BATCH_VALUES = 65536, 2**22
 
 
 def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
@@ -51,10 +53,11 @@ class ArrayDataModule(LightningDataModule):
     Args:
         batch_size: rows per training step (and per evaluation batch); ``"full"``: all the
             training rows of this process in one batch (batch gradient descent: one step per
-            epoch), evaluation in batches of 65,536 rows; ``"auto"``: ``"full"`` up to 4,096
-            training rows, else batches of 4,096 (big batches cost Lightning's per-step time
-            less often, and carry little mini-batch noise). A number above the training rows
-            is lowered to them, with a note.
+            epoch), evaluation in batches of 65,536 rows; ``"auto"``: ``"full"`` up to 65,536
+            training rows (fewer when rows are wide: at most 2²² values a batch), else batches
+            of that many (big batches pay Lightning's per-step cost rarely and carry little
+            mini-batch noise). A number above the training rows is lowered to them, with a
+            note.
         val_fraction: share of the rows held out for validation, in ``[0, 1)``.
         test_fraction: share of the rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the per-epoch shuffling.
@@ -151,8 +154,10 @@ class ArrayDataModule(LightningDataModule):
             raise UserInputError(f"{self.source} has no target values to {stage} on.")
         self.check_split_sizes(len(everything), source=self.source)
         for name, rows in self._split_rows(len(everything)).items():
+            if rows is not None:
+                rows = rows.to(_device_of(everything.x))
             self.datasets[name] = ArrayDataset(
-                everything.x, everything.y, rows.to(_device_of(everything.x)), everything.transform
+                everything.x, everything.y, rows, everything.transform
             )
         self._settle_batch_sizes(len(everything))
 
@@ -236,11 +241,12 @@ class ArrayDataModule(LightningDataModule):
         """Training and evaluation batch sizes for these rows; notes about what is too small."""
         sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
         train = sizes["train"]
-        if self.batch_size == "full" or (self.batch_size == "auto" and train <= AUTO_BATCH):
+        auto = min(AUTO_BATCH, max(1, AUTO_BATCH_VALUES // (self.num_features + self.num_targets)))
+        if self.batch_size == "full" or (self.batch_size == "auto" and train <= auto):
             self._train_batch, self._eval_batch = train, CHUNK_ROWS
             self._check_full_batch(train)
         elif self.batch_size == "auto":
-            self._train_batch = self._eval_batch = AUTO_BATCH
+            self._train_batch = self._eval_batch = auto
         elif self.batch_size > train:
             note(
                 f"batch_size={self.batch_size} is more than the {train} training rows of "
@@ -275,9 +281,16 @@ class ArrayDataModule(LightningDataModule):
                 f"only {gib(available)} is available. Use a batch size such as 65536."
             )
 
-    def _split_rows(self, n_rows: int) -> dict[str, Tensor]:
-        """Row numbers of each split: a permutation seeded by ``seed``, cut by the fractions."""
+    def _split_rows(self, n_rows: int) -> dict[str, Tensor | None]:
+        """Row numbers of each split: a permutation seeded by ``seed``, cut by the fractions.
+
+        ``None`` is every row, in order: the training split when nothing is held out (no
+        permutation of a 100-million-row file to draw, sort and keep).
+        """
         sizes = split_sizes(n_rows, self.val_fraction, self.test_fraction)
+        if sizes["train"] == n_rows:
+            empty = torch.empty(0, dtype=index_dtype(n_rows))
+            return {"train": None, "val": empty, "test": empty}
         generator = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(n_rows, generator=generator, dtype=index_dtype(n_rows))
         cuts = order.split([sizes[name] for name in SPLITS])
@@ -331,7 +344,7 @@ class SyntheticDataModule(ArrayDataModule):
         bias: the true intercept.
         noise: standard deviation of the Gaussian noise added to ``y`` (0 = exact line).
         batch_size: rows per training step, ``"full"`` (all the training rows) or ``"auto"``
-            (all of them up to 4,096, else batches of 4,096).
+            (all of them up to 65,536, else batches of 65,536).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the data, the split and the shuffling.
@@ -411,7 +424,7 @@ class TensorDataModule(ArrayDataModule):
         x: features, shape ``(n_rows, n_features)``.
         y: targets, shape ``(n_rows,)`` or ``(n_rows, n_targets)``.
         batch_size: rows per training step, ``"full"`` (all the training rows) or ``"auto"``
-            (all of them up to 4,096, else batches of 4,096).
+            (all of them up to 65,536, else batches of 65,536).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the shuffling.

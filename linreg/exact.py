@@ -9,7 +9,7 @@ QR factorization (:mod:`linreg.solver`), combined across DDP processes and cache
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch import Trainer
 from torch import Tensor
 
+from linreg.learning_rate import Curvature
 from linreg.notes import note
 from linreg.solver import QRFactorization
 
@@ -33,6 +34,37 @@ class SplitFactorization:
 
     qr: QRFactorization
     largest_row: float  # max ‖z_i‖², z_i = [x_i, 1]: sets the noise of one-row SGD steps
+
+    def curvature(self, l2: float = 0.0) -> Curvature:
+        """The training objective's curvatures (kept columns), for the learning-rate rules."""
+        solution = self.qr.solve(l2)
+        kept = solution.kept_curvatures()
+        k = self.qr.n_targets
+        scale = float(solution.theta.abs().max()) if solution.theta.numel() else 1.0
+        return Curvature(
+            float(kept[0]), float(kept[-1]), 2 * self.largest_row / k, solution.rows, scale
+        )
+
+
+def factorize(
+    chunks: Iterable[tuple[Tensor, Tensor]],
+    features: Callable[[Tensor], Tensor],
+    n_features: int,
+    n_targets: int,
+    fit_intercept: bool,
+) -> SplitFactorization:
+    """One pass over ``chunks`` of rows ``(x, y)``: the QR of ``[features(x), 1 | y]``.
+
+    Also the largest row of ``Z``, which sets the noise of small-batch SGD steps.
+    """
+    qr = QRFactorization(n_features, n_targets, fit_intercept)
+    largest = 0.0
+    for rows, y in chunks:
+        x = features(rows)  # the linear layer's inputs
+        qr.update(x, y.unsqueeze(1) if y.ndim == 1 else y)
+        if len(x):
+            largest = max(largest, float(x.double().square().sum(1).max()) + fit_intercept)
+    return SplitFactorization(qr, largest)
 
 
 def factorization(
@@ -83,14 +115,9 @@ def _factorize(
                 f"chosen from the data."
             )
         return None
-    qr = QRFactorization(n_features, n_targets, fit_intercept)
-    largest = 0.0
     features = getattr(trainer.lightning_module, "features", lambda x: x)
-    for rows, y in _chunks(trainer, split):
-        x = features(rows)  # the linear layer's inputs
-        qr.update(x, y.unsqueeze(1) if y.ndim == 1 else y)
-        if len(x):
-            largest = max(largest, float(x.double().square().sum(1).max()) + fit_intercept)
+    part = factorize(_chunks(trainer, split), features, n_features, n_targets, fit_intercept)
+    qr, largest = part.qr, part.largest_row
     if trainer.world_size > 1:
         device = trainer.strategy.root_device
         gathered = trainer.strategy.all_gather(qr.to_tensor().to(device))
@@ -121,4 +148,12 @@ def _chunks(trainer: Trainer, split: str) -> Iterator[tuple[Tensor, Tensor]]:
             yield batch[0], batch[1]
 
 
-__all__ = ["MAX_COLUMNS", "RTOL", "SplitFactorization", "factorization", "split_of", "tolerance"]
+__all__ = [
+    "MAX_COLUMNS",
+    "RTOL",
+    "SplitFactorization",
+    "factorization",
+    "factorize",
+    "split_of",
+    "tolerance",
+]

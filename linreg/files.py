@@ -41,7 +41,7 @@ class FileDataModule(ArrayDataModule):
         normalize_target: standardize the targets too (metrics are then in standardized units;
             predictions are always written in the target's own units).
         batch_size: rows per training step, ``"full"`` (all the training rows) or ``"auto"``
-            (all of them up to 4,096, else batches of 4,096).
+            (all of them up to 65,536, else batches of 65,536).
         val_fraction: share of rows held out for validation, in ``[0, 1)``.
         test_fraction: share of rows held out for testing, in ``[0, 1)``.
         seed: seed of the split and of the shuffling.

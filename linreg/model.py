@@ -375,16 +375,8 @@ class LinearRegression(LinearModel):
             return None
         if type(self).forward is not LinearModel.forward:  # its own function: not a linear fit
             return None
-        d, k = self.linear.in_features, self.linear.out_features
-        split = exact.factorization(trainer, "train", d, k, self.linear.bias is not None)
-        if split is None:
-            return None
-        solution = split.qr.solve(self.l2)
-        kept = solution.kept_curvatures()
-        scale = float(solution.theta.abs().max()) if solution.theta.numel() else 1.0
-        return Curvature(
-            float(kept[0]), float(kept[-1]), 2 * split.largest_row / k, solution.rows, scale
-        )
+        split = exact.split_of(trainer, "train")
+        return split.curvature(self.l2) if split is not None else None
 
     def _attached(self) -> Any:
         """The Trainer this model is attached to, or None (built alone, or in a preflight)."""

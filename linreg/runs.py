@@ -37,10 +37,10 @@ def check_version(version: Any) -> None:
         )
 
 
-def claim_run_folder(runs: Path, version: Any = None) -> str:
+def claim_run_folder(runs: Path, version: Any = None, prefix: str = "version") -> str:
     """Create the folder of a new run under ``runs`` and return its name.
 
-    With ``version`` None, the next free ``version_N``; else that name, which must not exist.
+    With ``version`` None, the next free ``<prefix>_N``; else that name, which must not exist.
     """
     try:
         runs.mkdir(parents=True, exist_ok=True)
@@ -49,11 +49,11 @@ def claim_run_folder(runs: Path, version: Any = None) -> str:
             name = run_name(version)
             _claim(runs / name)
             return name
-        number = 1 + max((_number(p.name) for p in runs.iterdir()), default=-1)
+        number = 1 + max((_number(p.name, prefix) for p in runs.iterdir()), default=-1)
         while True:
             try:
-                _claim(runs / f"version_{number}")
-                return f"version_{number}"
+                _claim(runs / f"{prefix}_{number}")
+                return f"{prefix}_{number}"
             except FileExistsError:
                 number += 1
     except FileExistsError:
@@ -81,8 +81,8 @@ def _claim(folder: Path) -> None:
     os.mkdir(folder)  # atomic: exactly one process creates it
 
 
-def _number(name: str) -> int:
-    match = re.fullmatch(r"version_(\d+)", name)
+def _number(name: str, prefix: str) -> int:
+    match = re.fullmatch(rf"{prefix}_(\d+)", name)
     return int(match.group(1)) if match else -1
 
 

@@ -1,4 +1,4 @@
-"""``benchmark.py --exact``: the exact least-squares answer from a big ``.npy`` file, four ways.
+"""``benchmark.py --exact``: the exact least-squares answer from a big ``.npy`` file, timed.
 
 On one file of ROWS x (features + 1) float32 (correlated columns, the target last), written
 chunk by chunk in a temporary folder under the current directory, each case in its own process
@@ -16,7 +16,10 @@ repeats kept:
   (d)   one SGD epoch of `linreg fit` (the default model), batch 8192: the streaming baseline.
 
 The answers of (a), (a1), (a'), (b), (c), (c64) are compared coefficient by coefficient. Given
-several sizes, (a)'s peak RssAnon per size shows whether its memory grows with the file.
+several sizes, (a)'s peak RssAnon per size shows whether its memory grows with the file; it
+prints from how many rows the file would be larger than this machine's RAM. A file that does not
+fit on the disk is refused before anything is written; a case that would not fit in the memory
+available is skipped, with the reason.
 """
 
 from __future__ import annotations

@@ -26,6 +26,16 @@ Run:
   .venv/bin/python scripts/benchmark.py --memmap 30000000  # train on a 2 GB .npy, peak memory
   .venv/bin/python scripts/benchmark.py --csv 1000000   # read and check a CSV file
   .venv/bin/python scripts/benchmark.py --profile 64    # where Lightning's own time goes
+  .venv/bin/python scripts/benchmark.py --exact         # exact least squares on a 1.3 GB .npy
+  .venv/bin/python scripts/benchmark.py --exact 1000000 10000000  # (a)'s memory as it grows
+  .venv/bin/python scripts/benchmark.py --exact --quick # seconds; what CI runs
+  .venv/bin/python scripts/benchmark.py --to-accuracy   # time to the least-squares R², 1e6 x 32
+  .venv/bin/python scripts/benchmark.py --to-accuracy --quick
+
+The command-level modes live beside this script: --exact in bench_exact.py, --to-accuracy in
+bench_accuracy.py (their in-process cases in bench_workers.py), --memmap, --csv and --seed-task
+in bench_commands.py, what they share (a child timed, its memory sampled) in bench_process.py.
+Every mode records the machine (CPU model, cores, memory, library versions) in the JSON.
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ class BiasPenalty(LinearRegression):
 @pytest.mark.parametrize(
     ("model", "reason"),
     [
-        ("Halved", "forward() is not the plain linear layer"),
+        ("Halved", "forward() is not its linear layer on features()"),
         ("BiasPenalty", "penalty() is its own"),
     ],
     ids=["own-forward", "own-penalty"],
