@@ -82,14 +82,15 @@ class PathRecorder(Callback):
     """Follow one run: its parameters, rows seen, excess over the optimum, time to tolerance."""
 
     def __init__(
-        self, outcome: Outcome, solution: LeastSquaresSolution, tolerance: float, every: int
+        self,
+        outcome: Outcome,
+        solution: LeastSquaresSolution,
+        tolerance: float,
+        every: int,
+        stop: bool = True,
     ) -> None:
-        self.outcome, self.solution, self.tolerance, self.every = (
-            outcome,
-            solution,
-            tolerance,
-            every,
-        )
+        self.outcome, self.solution, self.tolerance = outcome, solution, tolerance
+        self.every, self.stop = every, stop  # stop: end the run once the tolerance is reached
         self._start = 0.0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -118,6 +119,7 @@ class PathRecorder(Callback):
         reached_now = outcome.reached is None and excess <= self.tolerance
         if reached_now:
             outcome.reached = (outcome.steps, outcome.samples, time.perf_counter() - self._start)
+            trainer.should_stop = trainer.should_stop or self.stop
         outcome.excess = excess
         if not (force or reached_now) or (outcome.seen and outcome.seen[-1] == outcome.samples):
             return
@@ -138,6 +140,7 @@ def compare(
     learning_rates: dict[str, float] | None,
     mini_batch: int,
     rtol: float,
+    stop_at_tolerance: bool = True,
     accelerator: str = "cpu",
 ) -> list[Outcome]:
     """Train every method on ``data`` from ``template``'s initial parameters; write the results."""
@@ -170,6 +173,8 @@ def compare(
         method = METHODS[name]
         batch = {"full": rows, "one": 1, "mini": min(mini_batch, rows)}[method.batch]
         lr = (learning_rates or {}).get(name)
+        if lr is None and method.batch == "full":  # the largest step that descends straight
+            lr = 1 / curvature.largest
         if lr is None:
             choice = choose(method.optimizer, curvature, batch, method.momentum)
             assert choice is not None
@@ -188,7 +193,8 @@ def compare(
         logger = TensorBoardLogger(
             folder.parent, name=folder.name, version=name, default_hp_metric=False
         )
-        recorder = PathRecorder(outcome, solution, tolerance, max(1, steps // RECORDED_POINTS))
+        every = max(1, steps // RECORDED_POINTS)
+        recorder = PathRecorder(outcome, solution, tolerance, every, stop_at_tolerance)
         trainer = Trainer(
             max_steps=steps, max_epochs=-1, logger=logger, callbacks=[recorder], devices=1,
             accelerator=accelerator,

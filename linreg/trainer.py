@@ -32,6 +32,7 @@ class LinRegTrainer(Trainer):
         learning_rates: dict[str, float] | None = None,
         mini_batch: int = 10,
         rtol: float = RTOL,
+        stop_at_tolerance: bool = True,
     ) -> list[Outcome]:
         """Train several gradient-descent methods side by side, from the same start.
 
@@ -48,6 +49,8 @@ class LinRegTrainer(Trainer):
                 data's curvature (SGD's family) or the size of the answer (adaptive ones).
             mini_batch: rows per step of the mini-batch methods.
             rtol: how close to the exact optimum counts as reached (relative).
+            stop_at_tolerance: end each method's run when it reaches the tolerance (false: use
+                the whole budget, to watch where each one settles).
         """
         if isinstance(mini_batch, bool) or not isinstance(mini_batch, int) or mini_batch < 1:
             raise UserInputError(f"--mini_batch must be a positive integer, got {mini_batch!r}.")
@@ -57,6 +60,7 @@ class LinRegTrainer(Trainer):
         folder = runs / claim_run_folder(runs, prefix="compare")
         outcomes = compare(
             model, datamodule, folder, methods, budget, learning_rates, mini_batch, rtol,
+            stop_at_tolerance,
             accelerator="cpu",  # tiny models: the CPU is fastest, and every method gets it
         )  # fmt: skip
         print(f"\n{table(outcomes)}\n\n  saved: {folder / 'compare.png'}, {folder / 'compare.csv'}")

@@ -81,11 +81,21 @@ def csv_read(rows: int) -> dict[str, float]:
 
 
 def seed_task(repeats: int) -> dict[str, float]:
-    """Wall time of `linreg fit` (defaults) against the tutorial's 30,000-step script."""
+    """Wall time of the tutorial's 30,000-step script against `linreg fit`: with its defaults,
+    with the tutorial's own recipe (configs/tutorial.yaml), and `linreg compare`."""
     baseline = SCRIPTS / "tutorial_baseline.py"
+    quiet = ("--trainer.enable_progress_bar", "false")
     commands = {
         "tutorial": [sys.executable, str(baseline)],
-        "linreg_fit": [LINREG, "fit", "--trainer.enable_progress_bar", "false"],
+        "linreg_fit": [LINREG, "fit", *quiet],
+        "tutorial_config": [
+            LINREG,
+            "fit",
+            "--config",
+            str(SCRIPTS.parent / "configs" / "tutorial.yaml"),
+            *quiet,
+        ],
+        "compare": [LINREG, "compare"],
         "import_only": [sys.executable, "-c", "import linreg.cli"],  # start-up's share
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -96,7 +106,11 @@ def seed_task(repeats: int) -> dict[str, float]:
                 subprocess.run(command, cwd=cwd, check=True, capture_output=True)
                 times[name].append(time.perf_counter() - started)
     best = {name: min(values) for name, values in times.items()}
-    print(f"tutorial script: {best['tutorial']:.2f} s   linreg fit: {best['linreg_fit']:.2f} s   "
-          f"ratio {best['linreg_fit'] / best['tutorial']:.2f} (best of {repeats}); of which "
-          f"starting Python and importing linreg.cli: {best['import_only']:.2f} s")  # fmt: skip
+    tutorial = best["tutorial"]
+    print(f"tutorial script: {tutorial:.2f} s (best of {repeats}, interleaved); starting Python "
+          f"and importing linreg.cli: {best['import_only']:.2f} s")  # fmt: skip
+    for name, what in (("linreg_fit", "linreg fit (defaults)"),
+                       ("tutorial_config", "linreg fit --config configs/tutorial.yaml"),
+                       ("compare", "linreg compare (defaults)")):  # fmt: skip
+        print(f"  {what}: {best[name]:.2f} s, {best[name] / tutorial:.2f} x the tutorial's script")
     return best

