@@ -144,12 +144,7 @@ def compare(
     accelerator: str = "cpu",
 ) -> list[Outcome]:
     """Train every method on ``data`` from ``template``'s initial parameters; write the results."""
-    unknown = [name for name in methods if name not in METHODS]
-    if unknown or not methods:
-        raise UserInputError(
-            f"--methods: unknown {', '.join(map(repr, unknown)) or 'none given'}; choose from "
-            f"{', '.join(METHODS)}."
-        )
+    check_methods(methods)
     if not isinstance(template, LinearRegression) or template.l1:
         raise UserInputError(
             "linreg compare trains linreg.LinearRegression (no L1 penalty): leave --model out."
@@ -216,6 +211,16 @@ def compare(
     logger.experiment.add_image("compare", image, 0, dataformats="HWC")
     logger.finalize("success")
     return outcomes
+
+
+def check_methods(methods: Sequence[str]) -> None:
+    """Every name one of :data:`METHODS`, and at least one."""
+    unknown = [name for name in methods if name not in METHODS]
+    if unknown or not methods:
+        raise UserInputError(
+            f"--methods: unknown {', '.join(map(repr, unknown)) or 'none given'}; choose from "
+            f"{', '.join(METHODS)}."
+        )
 
 
 def _default_budget(rows: int) -> int:

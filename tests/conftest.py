@@ -68,8 +68,8 @@ def run_main(
     """``run_main(*args)``: the ``linreg`` entry point in this process, in this test's folder.
 
     For commands that stop before training or run briefly (fast: no interpreter start); returns
-    the exit code (0 when it ends normally) and what was printed to stderr. Any exception but
-    ``SystemExit`` fails the test.
+    the exit code (0 when it ends normally) and what was printed to stderr (what went to stdout
+    is then ``run_main.stdout``). Any exception but ``SystemExit`` fails the test.
     """
     from linreg.cli import main
 
@@ -79,11 +79,14 @@ def run_main(
     monkeypatch.setattr(sys, "argv", ["linreg"])  # LightningCLI warns when both hold arguments
 
     def run(*args: str) -> tuple[int | str | None, str]:
+        code: int | str | None = 0
         try:
             main(list(args))
         except SystemExit as exit_info:
-            return exit_info.code, capsys.readouterr().err
-        return 0, capsys.readouterr().err
+            code = exit_info.code
+        captured = capsys.readouterr()
+        run.stdout = captured.out  # type: ignore[attr-defined]  # for the tests that read it
+        return code, captured.err
 
     return run
 

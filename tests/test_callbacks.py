@@ -383,3 +383,12 @@ def test_a_real_tensorboard_server_serves_the_run(noisy_run: tuple[Path, str]) -
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_fit_pictures_are_log_spaced(run_main, tmp_path: Path) -> None:
+    code, stderr = run_main("fit", "--trainer.max_epochs", "20", "--data.batch_size", "32",
+                            "--trainer.enable_progress_bar", "false")  # fmt: skip
+    assert code == 0, stderr
+    images = _accumulator(tmp_path / "lightning_logs" / "version_0").Images("fit")
+    steps_per_epoch = 25
+    assert [image.step for image in images] == [s * steps_per_epoch - 1 for s in (1, 4, 16, 20)]
