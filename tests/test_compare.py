@@ -92,8 +92,8 @@ def test_mistakes_are_one_line(run_main, tmp_path: Path, args: list[str], messag
     assert not (tmp_path / "lightning_logs").exists()
 
 
-def test_the_tutorials_recipe_ends_where_the_tutorial_does(tmp_path: Path) -> None:
-    result = run_linreg("fit", "--config", str(REPO / "configs" / "tutorial.yaml"),
+def test_the_tutorials_recipe_ends_where_the_tutorial_does(linreg, tmp_path: Path) -> None:
+    result = linreg("fit", "--config", str(REPO / "configs" / "tutorial.yaml"),
                         "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     checkpoint = load_checkpoint(
         tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"

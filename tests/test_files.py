@@ -76,22 +76,24 @@ def test_csv_round_trip_three_features_two_targets(trained: Path) -> None:
 
 
 @pytest.mark.slow
-def test_predict_from_a_config_file(trained: Path, tmp_path: Path) -> None:
+def test_predict_from_a_config_file(linreg, trained: Path, tmp_path: Path) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     (tmp_path / "predict.yaml").write_text(
         "ckpt_path: best\npredictions: from_config.csv\ndata:\n  path: new.csv\n"
     )
-    run_linreg("predict", "--config", "predict.yaml", cwd=tmp_path)
+    linreg("predict", "--config", "predict.yaml", cwd=tmp_path)
     assert (tmp_path / "from_config.csv").read_text() == (tmp_path / "predictions.csv").read_text()
 
 
 @pytest.mark.slow
 @pytest.mark.ddp
-def test_predictions_keep_row_order_and_count_under_ddp(trained: Path, tmp_path: Path) -> None:
+def test_predictions_keep_row_order_and_count_under_ddp(
+    linreg, trained: Path, tmp_path: Path
+) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     new_x, truth = _table(11, seed=4)  # odd: the two processes get 6 and 5 rows
     _write_csv(tmp_path / "eleven.csv", ["a", "b", "c"], new_x)
-    result = run_linreg(*PREDICT, "--data.path", "eleven.csv", "--predictions", "ddp.csv",
+    result = linreg(*PREDICT, "--data.path", "eleven.csv", "--predictions", "ddp.csv",
                         "--trainer.accelerator", "cpu", "--trainer.devices", "2",
                         "--trainer.strategy", "ddp", cwd=tmp_path)  # fmt: skip
     assert result.stdout.count("wrote 11 predictions") == 1
@@ -103,13 +105,15 @@ def test_predictions_keep_row_order_and_count_under_ddp(trained: Path, tmp_path:
 
 
 @pytest.mark.slow
-def test_target_column_present_at_predict_time_is_ignored(trained: Path, tmp_path: Path) -> None:
+def test_target_column_present_at_predict_time_is_ignored(
+    linreg, trained: Path, tmp_path: Path
+) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     new_x, truth = _table(5, seed=2)
     _write_csv(
         tmp_path / "labelled.csv", ["a", "b", "c", "price", "rent"], np.hstack([new_x, truth * 0])
     )
-    run_linreg("predict", "--ckpt_path", "best", "--data.path", "labelled.csv",
+    linreg("predict", "--ckpt_path", "best", "--data.path", "labelled.csv",
                "--predictions", "out.csv", cwd=tmp_path)  # fmt: skip
     predicted = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
     np.testing.assert_allclose(predicted, truth, rtol=1e-3, atol=0.05)
@@ -117,7 +121,7 @@ def test_target_column_present_at_predict_time_is_ignored(trained: Path, tmp_pat
 
 @pytest.mark.slow
 def test_target_columns_partly_there_or_unknown_are_ignored_to_predict(
-    trained: Path, tmp_path: Path
+    linreg, trained: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     new_x, truth = _table(4, seed=3)
@@ -125,7 +129,7 @@ def test_target_columns_partly_there_or_unknown_are_ignored_to_predict(
     rows = [f"?,{x[2]:.10g},,{x[0]:.10g},{x[1]:.10g}" for x in new_x]  # rent unknown, price empty
     (tmp_path / "unknown.csv").write_text("\n".join(["rent,c,price,a,b", *rows]) + "\n")
     for name in ("partial", "unknown"):
-        run_linreg("predict", "--ckpt_path", "best", "--data.path", f"{name}.csv",
+        linreg("predict", "--ckpt_path", "best", "--data.path", f"{name}.csv",
                    "--predictions", f"{name}_out.csv", cwd=tmp_path)  # fmt: skip
         header, *_ = (tmp_path / f"{name}_out.csv").read_text().splitlines()
         assert header == "price,rent"
@@ -145,7 +149,7 @@ def trained_default_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_columns_are_found_by_name_when_the_target_was_the_default(
-    trained_default_target: Path, tmp_path: Path
+    linreg, trained_default_target: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(trained_default_target, tmp_path, dirs_exist_ok=True)
     checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
@@ -161,7 +165,7 @@ def test_columns_are_found_by_name_when_the_target_was_the_default(
     outputs = []
     for name, lines in layouts.items():
         (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
-        run_linreg("predict", "--ckpt_path", "best", "--data.path", f"{name}.csv",
+        linreg("predict", "--ckpt_path", "best", "--data.path", f"{name}.csv",
                    "--predictions", f"{name}_out.csv", cwd=tmp_path)  # fmt: skip
         outputs.append((tmp_path / f"{name}_out.csv").read_text())
     assert outputs[0].startswith("y\n") and len(outputs[0].splitlines()) == 7
@@ -178,13 +182,13 @@ def test_columns_are_found_by_name_when_the_target_was_the_default(
     ],
 )
 def test_a_column_index_on_the_command_line_is_the_target(
-    tmp_path: Path, file: str, target: str, name: str
+    linreg, tmp_path: Path, file: str, target: str, name: str
 ) -> None:
     x, _ = _table(100)
     table = np.hstack([x, x[:, :1]])
     _write_csv(tmp_path / "d.csv", ["a", "b", "c", "y"], table)
     np.save(tmp_path / "d.npy", table)
-    run_linreg(*FIT, "--data.path", file, "--data.target", target, "--trainer.max_epochs", "1",
+    linreg(*FIT, "--data.path", file, "--data.target", target, "--trainer.max_epochs", "1",
                cwd=tmp_path)  # fmt: skip
     checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
     hparams = checkpoint["datamodule_hyper_parameters"]
@@ -193,7 +197,7 @@ def test_a_column_index_on_the_command_line_is_the_target(
 
 
 @pytest.mark.slow
-def test_messy_but_valid_csv_trains(tmp_path: Path) -> None:
+def test_messy_but_valid_csv_trains(linreg, tmp_path: Path) -> None:
     """A byte-order mark, blank lines (also before the header), quoted numbers and an unused
     text column with the separator inside quotes: all valid CSV."""
     x, y = _table(400)
@@ -203,7 +207,7 @@ def test_messy_but_valid_csv_trains(tmp_path: Path) -> None:
     ]
     text = "\n".join(["", "", "a,name,b,c,y", "", *rows[:200], "", *rows[200:]]) + "\n"
     (tmp_path / "messy.csv").write_text(text, encoding="utf-8-sig")
-    result = run_linreg(*FIT, "--data.path", "messy.csv", "--data.features", "[a, b, c]",
+    result = linreg(*FIT, "--data.path", "messy.csv", "--data.features", "[a, b, c]",
                         cwd=tmp_path)  # fmt: skip
     assert "val/r2 = 1" in result.stdout
     checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
@@ -218,20 +222,22 @@ def test_messy_but_valid_csv_trains(tmp_path: Path) -> None:
         pytest.param("d.txt", ("--data.delimiter", "\\t"), id="backslash-t"),
     ],
 )
-def test_tab_separated_files(tmp_path: Path, file: str, options: tuple[str, ...]) -> None:
+def test_tab_separated_files(linreg, tmp_path: Path, file: str, options: tuple[str, ...]) -> None:
     x, y = _table(100)
     with open(tmp_path / file, "w") as out:
         out.write("a\tb\tc\ty\n")
         np.savetxt(out, np.hstack([x, y[:, :1]]), delimiter="\t", fmt="%.10g")
-    run_linreg(*FIT, "--data.path", file, *options, "--trainer.max_epochs", "1", cwd=tmp_path)
+    linreg(*FIT, "--data.path", file, *options, "--trainer.max_epochs", "1", cwd=tmp_path)
     checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
     assert checkpoint["FileDataModule"]["features"] == ["a", "b", "c"]
 
 
 @pytest.mark.slow
-def test_test_subcommand_reports_metrics_from_the_checkpoint(trained: Path, tmp_path: Path) -> None:
+def test_test_subcommand_reports_metrics_from_the_checkpoint(
+    linreg, trained: Path, tmp_path: Path
+) -> None:
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
-    result = run_linreg("test", "--ckpt_path", "best", "--trainer.enable_progress_bar", "false",
+    result = linreg("test", "--ckpt_path", "best", "--trainer.enable_progress_bar", "false",
                         cwd=tmp_path)  # fmt: skip
     for metric in ("test/mse", "test/mae", "test/r2"):
         assert metric in result.stdout
@@ -240,15 +246,15 @@ def test_test_subcommand_reports_metrics_from_the_checkpoint(trained: Path, tmp_
 
 
 @pytest.mark.slow
-def test_normalized_target_predicts_in_original_units(tmp_path: Path) -> None:
+def test_normalized_target_predicts_in_original_units(linreg, tmp_path: Path) -> None:
     x, y = _table(1000)
     _write_csv(tmp_path / "data.csv", ["a", "b", "c", "price"], np.hstack([x, y[:, :1] * 1000]))
-    run_linreg("fit", "--data", "linreg.FileDataModule", "--data.path", "data.csv",
+    linreg("fit", "--data", "linreg.FileDataModule", "--data.path", "data.csv",
                "--data.normalize_target", "true", *QUIET, cwd=tmp_path)  # fmt: skip
     checkpoint = load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/best.ckpt")
     statistics = checkpoint["FileDataModule"]["statistics"]
     assert statistics["target_std"].item() > 100  # the model learned standardized targets
-    run_linreg("predict", "--ckpt_path", "best", "--predictions", "out.csv", cwd=tmp_path)
+    linreg("predict", "--ckpt_path", "best", "--predictions", "out.csv", cwd=tmp_path)
     predicted = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
     np.testing.assert_allclose(predicted, y[:, 0] * 1000, rtol=1e-3, atol=20)
 
@@ -290,15 +296,15 @@ def test_npy_is_memory_mapped_and_trains(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_npz_trains_with_chosen_columns_and_predicts_from_x_alone(tmp_path: Path) -> None:
+def test_npz_trains_with_chosen_columns_and_predicts_from_x_alone(linreg, tmp_path: Path) -> None:
     x, y = _table(1000)
     np.savez(tmp_path / "data.npz", x=x, y=y)
-    result = run_linreg(*FIT, "--data.path", "data.npz", "--data.features", "[x_0, 1, x_2]",
+    result = linreg(*FIT, "--data.path", "data.npz", "--data.features", "[x_0, 1, x_2]",
                         "--data.target", "y_1", cwd=tmp_path)  # fmt: skip
     assert "val/r2 = 1" in result.stdout
     new_x, truth = _table(5, seed=5)
     np.savez(tmp_path / "new.npz", x=new_x)  # no y: enough to predict
-    run_linreg("predict", "--ckpt_path", "best", "--data.path", "new.npz",
+    linreg("predict", "--ckpt_path", "best", "--data.path", "new.npz",
                "--predictions", "out.csv", cwd=tmp_path)  # fmt: skip
     header, *_ = (tmp_path / "out.csv").read_text().splitlines()
     assert header == "y_1"

@@ -98,10 +98,10 @@ def test_the_summary_matches_scikit_learn_and_is_printed_saved_and_logged(diabet
 
 
 @pytest.mark.slow
-def test_a_solved_model_predicts_like_the_summary_says(diabetes_run) -> None:
+def test_a_solved_model_predicts_like_the_summary_says(linreg, diabetes_run) -> None:
     run_dir, _, x, y = diabetes_run
     folder = run_dir.parents[1]
-    run_linreg("predict", "--ckpt_path", "last", "--data.path", "diabetes.csv", "--predictions",
+    linreg("predict", "--ckpt_path", "last", "--data.path", "diabetes.csv", "--predictions",
                "fitted.csv", "--trainer.enable_progress_bar", "false", cwd=folder)  # fmt: skip
     predicted = np.loadtxt(folder / "fitted.csv", delimiter=",", skiprows=1)
     reference = SklearnLinearRegression().fit(x, y).predict(x)
@@ -136,7 +136,7 @@ def test_dependent_columns_are_named_and_left_out(
 
 @pytest.mark.slow
 @pytest.mark.ddp
-def test_two_processes_give_the_answer_of_one(tmp_path: Path) -> None:
+def test_two_processes_give_the_answer_of_one(linreg, tmp_path: Path) -> None:
     from tests.nist import load as nist
 
     data = nist("Longley")
@@ -144,7 +144,7 @@ def test_two_processes_give_the_answer_of_one(tmp_path: Path) -> None:
                np.column_stack([data.x, data.y]))  # fmt: skip
     common = ("fit", *EXACT, "--data", "linreg.FileDataModule", "--data.path", "longley.csv",
               "--data.val_fraction", "0", "--data.test_fraction", "0")  # fmt: skip
-    run_linreg(*common, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+    linreg(*common, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
                "--trainer.strategy", "ddp", cwd=tmp_path)  # fmt: skip
     rows, _ = _summary(tmp_path / "lightning_logs" / "version_0")
     coefficients = [lre(float(row["coef"]), c) for row, c in zip(rows, data.coef, strict=True)]

@@ -43,11 +43,11 @@ def _wait_for_epoch(
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_parameters(tmp_path: Path) -> None:
+def test_killed_run_resumes_to_the_same_parameters(linreg, tmp_path: Path) -> None:
     args = ("fit", *LONG, "--trainer.max_epochs", "5")
     reference = tmp_path / "reference"
     reference.mkdir()
-    run_linreg(*args, cwd=reference)
+    linreg(*args, cwd=reference)
 
     crashed = tmp_path / "crashed"
     crashed.mkdir()
@@ -60,7 +60,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path: Path) -> None:
     interrupted = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert 1 <= interrupted["epoch"] < 4  # a complete checkpoint of an unfinished run
 
-    run_linreg(*args, "--ckpt_path", "last", cwd=crashed)
+    linreg(*args, "--ckpt_path", "last", cwd=crashed)
     assert sorted(p.name for p in (crashed / "lightning_logs").iterdir()) == ["version_0"]
     resumed, uninterrupted = _state(run_dir), _state(reference / "lightning_logs" / "version_0")
     for name, value in uninterrupted.items():
@@ -97,14 +97,14 @@ def _umask() -> int:
 
 
 @pytest.mark.slow
-def test_same_seed_gives_bitwise_identical_parameters(tmp_path: Path) -> None:
+def test_same_seed_gives_bitwise_identical_parameters(linreg, tmp_path: Path) -> None:
     args = ("fit", "--data.noise", "0.1", "--trainer.max_epochs", "3", *MINI_BATCHES,
             "--model.optimizer.lr", "0.1", "--trainer.enable_progress_bar", "false", *LEAN)  # fmt: skip
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
-    run_linreg(*args, "--seed_everything", "7", cwd=tmp_path / "a")
-    run_linreg(*args, "--seed_everything", "7", cwd=tmp_path / "b")
-    run_linreg(*args, "--seed_everything", "8", cwd=tmp_path / "c")
+    linreg(*args, "--seed_everything", "7", cwd=tmp_path / "a")
+    linreg(*args, "--seed_everything", "7", cwd=tmp_path / "b")
+    linreg(*args, "--seed_everything", "8", cwd=tmp_path / "c")
     first, second, other = (_state(tmp_path / n / "lightning_logs" / "version_0") for n in "abc")
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not torch.equal(first["linear.weight"], other["linear.weight"])
@@ -160,10 +160,11 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
+    linreg,
     tmp_path: Path,
 ) -> None:
     # two good epochs at lr 0.5, then the scheduler multiplies the rate by 1000
-    result = run_linreg(
+    result = linreg(
         "fit", *MINI_BATCHES, "--model.optimizer.lr", "0.5", "--model.lr_scheduler", "StepLR",
         "--model.lr_scheduler.step_size", "2",
         "--model.lr_scheduler.gamma", "1000", "--trainer.max_epochs", "6",
@@ -292,9 +293,9 @@ def test_best_is_the_newest_run_that_has_one(tmp_path: Path, run_main) -> None:
 
 
 @pytest.mark.slow
-def test_last_checkpoint_follows_every_epoch_not_only_improvements(tmp_path: Path) -> None:
+def test_last_checkpoint_follows_every_epoch_not_only_improvements(linreg, tmp_path: Path) -> None:
     # noisy data: val/mse stops improving after a few epochs, training goes on
-    run_linreg("fit", "--data.noise", "1.0", "--trainer.max_epochs", "8", *LEAN, *MINI_BATCHES,
+    linreg("fit", "--data.noise", "1.0", "--trainer.max_epochs", "8", *LEAN, *MINI_BATCHES,
                "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
     best, last = (load_checkpoint(checkpoints / name) for name in ("best.ckpt", "last.ckpt"))
@@ -303,7 +304,7 @@ def test_last_checkpoint_follows_every_epoch_not_only_improvements(tmp_path: Pat
 
     no_validation = tmp_path / "no_validation"
     no_validation.mkdir()
-    result = run_linreg("fit", "--data.val_fraction", "0", "--trainer.max_epochs", "2",
+    result = linreg("fit", "--data.val_fraction", "0", "--trainer.max_epochs", "2",
                         "--trainer.enable_progress_bar", "false", cwd=no_validation)  # fmt: skip
     checkpoints = no_validation / "lightning_logs" / "version_0" / "checkpoints"
     assert [p.name for p in checkpoints.iterdir()] == ["last.ckpt"]  # nothing to pick a best by
@@ -312,18 +313,18 @@ def test_last_checkpoint_follows_every_epoch_not_only_improvements(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_finished_run_is_never_overwritten(tmp_path: Path) -> None:
+def test_a_finished_run_is_never_overwritten(linreg, tmp_path: Path) -> None:
     quick = ("--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false")
-    run_linreg("fit", "--data.n_features", "2", "--data.weight", "1.0",
+    linreg("fit", "--data.n_features", "2", "--data.weight", "1.0",
                "--trainer.logger.init_args.version", "exp", *quick, cwd=tmp_path)  # fmt: skip
     run_dir = tmp_path / "lightning_logs" / "exp"
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    again = run_linreg("fit", "--model.optimizer.lr", "0.1", "--trainer.logger.init_args.version",
+    again = linreg("fit", "--model.optimizer.lr", "0.1", "--trainer.logger.init_args.version",
                        "exp", *quick, cwd=tmp_path, check=False)  # fmt: skip
     assert again.returncode == 2
     assert ("lightning_logs/exp is the folder of another run (--trainer.logger.init_args.version "
             "exp): choose another name, or continue that run") in again.stderr  # fmt: skip
-    other_shape = run_linreg("test", "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
+    other_shape = linreg("test", "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
                              "--data.n_features", "3", cwd=tmp_path, check=False)  # fmt: skip
     assert other_shape.returncode == 2
     assert "was trained on data of another shape: its linear.weight has shape [1, 2], but this " \
@@ -335,16 +336,18 @@ def test_a_finished_run_is_never_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_continuing_a_named_run_takes_its_checkpoint_and_its_settings(tmp_path: Path) -> None:
+def test_continuing_a_named_run_takes_its_checkpoint_and_its_settings(
+    linreg, tmp_path: Path
+) -> None:
     quiet = ("--trainer.enable_progress_bar", "false", "--fit_plot", "null")
-    run_linreg("fit", "--trainer.max_epochs", "2", "--model.optimizer.lr", "0.1",
+    linreg("fit", "--trainer.max_epochs", "2", "--model.optimizer.lr", "0.1",
                "--data.noise", "0.1", "--trainer.logger.init_args.version", "a", *quiet, cwd=tmp_path)  # fmt: skip
-    run_linreg("fit", "--trainer.max_epochs", "2", "--trainer.logger.init_args.version", "b",
+    linreg("fit", "--trainer.max_epochs", "2", "--trainer.logger.init_args.version", "b",
                *quiet, cwd=tmp_path)  # fmt: skip
     runs = tmp_path / "lightning_logs"
     other = {p: p.read_bytes() for p in (runs / "b").rglob("*") if p.is_file()}
     # run b is the newest, but "last" is looked for in the named run a
-    run_linreg("fit", "--trainer.logger.init_args.version", "a", "--trainer.max_epochs", "3",
+    linreg("fit", "--trainer.logger.init_args.version", "a", "--trainer.max_epochs", "3",
                "--ckpt_path", "last", cwd=tmp_path)  # fmt: skip
     checkpoint = load_checkpoint(runs / "a" / "checkpoints" / "last.ckpt")
     assert checkpoint["epoch"] == 2  # continued: epochs 0 and 1 before, 2 now
@@ -353,7 +356,7 @@ def test_continuing_a_named_run_takes_its_checkpoint_and_its_settings(tmp_path: 
     assert not (runs / "a" / "fit.png").exists()  # a's switched-off plot stays off
     assert {p: p.read_bytes() for p in (runs / "b").rglob("*") if p.is_file()} == other
     before = {p: p.read_bytes() for p in (runs / "a").rglob("*") if p.is_file()}
-    done = run_linreg("fit", "--trainer.logger.init_args.version", "a", "--trainer.max_epochs",
+    done = linreg("fit", "--trainer.logger.init_args.version", "a", "--trainer.max_epochs",
                       "3", "--ckpt_path", "last", cwd=tmp_path, check=False)  # fmt: skip
     assert done.returncode == 2
     assert "has already trained 3 epoch(s) and --trainer.max_epochs is 3" in done.stderr
@@ -370,13 +373,13 @@ torch.save({"state_dict": {}, "payload": Payload()}, sys.argv[1])
 
 
 @pytest.mark.slow
-def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
+def test_a_checkpoint_that_would_run_code_is_refused(linreg, tmp_path: Path) -> None:
     evil, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
     (tmp_path / "make_evil.py").write_text(EVIL)
     subprocess.run([Path(LINREG).with_name("python"), "make_evil.py", str(evil), str(marker)],
                    cwd=tmp_path, check=True)  # fmt: skip
     for command in ("test", "fit", "predict"):
-        result = run_linreg(command, "--ckpt_path", str(evil), cwd=tmp_path, check=False)
+        result = linreg(command, "--ckpt_path", str(evil), cwd=tmp_path, check=False)
         assert result.returncode == 2
         assert f"refused to load {evil}" in result.stderr
         assert "Traceback" not in result.stderr

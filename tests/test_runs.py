@@ -12,7 +12,7 @@ import torch
 
 from linreg.errors import UserInputError
 from linreg.runs import check_version, claim_run_folder, resolve_checkpoint, runs_newest_first
-from tests.conftest import load_checkpoint, run_linreg
+from tests.conftest import load_checkpoint
 
 
 def test_runs_claimed_together_get_their_own_folders(tmp_path: Path) -> None:
@@ -98,14 +98,14 @@ def test_last_and_best_are_the_newest_of_their_kind(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_resuming_with_other_checkpoint_options_never_forks_last(tmp_path: Path) -> None:
+def test_resuming_with_other_checkpoint_options_never_forks_last(linreg, tmp_path: Path) -> None:
     quick = ("--trainer.enable_progress_bar", "false", "--fit_plot", "null")
-    run_linreg("fit", "--trainer.max_epochs", "1", *quick, cwd=tmp_path)
-    run_linreg("fit", "--ckpt_path", "last", "--trainer.max_epochs", "2", "--checkpoint.mode", "max",
+    linreg("fit", "--trainer.max_epochs", "1", *quick, cwd=tmp_path)
+    linreg("fit", "--ckpt_path", "last", "--trainer.max_epochs", "2", "--checkpoint.mode", "max",
                "--checkpoint.monitor", "val/r2", *quick, cwd=tmp_path)  # fmt: skip
     checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
     assert load_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
-    run_linreg("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3", *quick, cwd=tmp_path)
+    linreg("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3", *quick, cwd=tmp_path)
     assert load_checkpoint(checkpoints / "last.ckpt")["epoch"] == 2  # last is always the newest
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
