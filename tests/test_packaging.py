@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 
 def _run(
@@ -26,6 +26,7 @@ def _run(
     return result
 
 
+@pytest.mark.slow
 def test_wheel_installs_and_trains_outside_the_repository(tmp_path: Path) -> None:
     wheels, venv, elsewhere = tmp_path / "wheels", tmp_path / "venv", tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -55,3 +56,32 @@ def test_wheel_installs_and_trains_outside_the_repository(tmp_path: Path) -> Non
     assert str(venv) in _run(venv / "bin" / "python", "-c", "import linreg; print(linreg.__file__)",
                              cwd=elsewhere, env=env).stdout  # the wheel's linreg, not the repo's  # fmt: skip
     assert typed.stdout.strip() == "True"
+
+
+def _pinned() -> dict[str, str]:
+    lines = (REPO / "requirements" / "constraints.txt").read_text().splitlines()
+    pins = (line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+    return {name.lower().replace("_", "-"): version for name, version in pins}
+
+
+@pytest.mark.parametrize("group", ["dependencies", "sklearn", "dev"])
+def test_lower_bounds_are_the_tested_versions(group: str) -> None:
+    """CI tests only the pinned versions, so no lower bound may promise older, untested ones."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = (
+        project["dependencies"]
+        if group == "dependencies"
+        else project["optional-dependencies"][group]
+    )
+    pinned = _pinned()
+    checked = 0
+    for requirement in requirements:
+        name, bound = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[.*\])?>=([0-9.]+)", requirement).groups()
+        if group == "dev" and name in {"pytest", "pytest-xdist", "ruff", "mypy", "build"}:
+            continue  # tools, not what linreg runs on
+        tested = pinned[name.lower()].split(".")
+        assert bound.split(".") == tested[: len(bound.split("."))], (
+            f"{requirement}: the tested version is {'.'.join(tested)}; raise the bound to it"
+        )
+        checked += 1
+    assert checked > 0
