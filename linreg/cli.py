@@ -240,7 +240,11 @@ class LinRegCLI(LightningCLI):
             if "--trainer.max_epochs" in self.command_line.options:  # exactly that many
                 callbacks = [c for c in callbacks if not isinstance(c, Convergence)]
             callbacks += self._checkpoints(given["checkpoint"])
-        if trainer.get("enable_progress_bar") is not False and not any(
+        to_stdout = subcommand == "predict" and config.get("predictions") == "-"
+        if to_stdout:  # standard output carries the predictions: no progress bar there
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+            kwargs["enable_progress_bar"] = False
+        elif trainer.get("enable_progress_bar") is not False and not any(
             isinstance(callback, ProgressBar) for callback in callbacks
         ):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_RATE))
@@ -442,6 +446,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # a whole-split batch is one step per epoch; linreg logs at every epoch's end anyway
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
+    # test/predict from a fit's checkpoint: the fit-only callbacks it names have nothing to do
+    warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
 
 
 def debugging() -> bool:

@@ -62,10 +62,16 @@ def _verdict(trainer: Trainer) -> list[str]:
     from linreg.callbacks.optimum import OptimumGap
 
     gap = next((c.gap for c in trainer.callbacks if isinstance(c, OptimumGap) and c.gap), None)
-    if gap is None:
-        return []
     epochs = trainer.current_epoch  # completed epochs
     stopper = next((c for c in trainer.callbacks if isinstance(c, Convergence)), None)
+    if gap is None:
+        if stopper is None or not trainer.should_stop or trainer.interrupted:
+            return []
+        return [
+            f"  trained {epochs} epoch{'s' if epochs != 1 else ''}: with no exact optimum to "
+            f"measure convergence against, linreg stops there; --trainer.max_epochs N trains "
+            f"exactly N."
+        ]
     inner = getattr(trainer.lightning_module, "inner_steps", lambda: 1)()
     updates = trainer.global_step * inner
     where = f"after {epochs} epoch{'s' if epochs != 1 else ''} ({updates} optimizer steps)"
