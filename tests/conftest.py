@@ -51,6 +51,11 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def saved_state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
+    """The weights a run saved as ``checkpoints/<name>`` in its folder."""
+    return load_checkpoint(run_dir / "checkpoints" / name)["state_dict"]
+
+
 @pytest.fixture
 def linreg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -123,3 +128,8 @@ QUICK = ("--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false")
 # linreg's TensorBoard callbacks all switched off: the leanest run
 LEAN = ("--parameter_logger", "null", "--optimum_gap", "null", "--fit_plot", "null",
         "--hparams_metrics", "null")  # fmt: skip
+# the tutorial's mini-batch SGD (32 rows a step, 25 steps an epoch on the default 800 rows)
+MINI_BATCHES = ("--data.batch_size", "32")
+# ~625 steps per epoch: slow enough to be stopped or killed mid-run, fast enough for CI
+LONG = ("--data.n_samples", "25000", "--data.noise", "0.1", "--data.batch_size", "32", "--trainer.enable_progress_bar",
+        "false", "--fit_plot", "null")  # fmt: skip

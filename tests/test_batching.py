@@ -1,7 +1,8 @@
-"""Unit tests of the batch path: chunks of a memory-mapped file, precision, copies."""
+"""The batch path: chunks of a memory-mapped file, precision, copies, DDP shares of the rows."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import linreg.batching
 from linreg import FileDataModule
 from linreg.batching import ArrayDataset, as_float_tensor, block, chunks
+from tests.conftest import MINI_BATCHES, run_linreg, saved_state, scalars
 
 
 @pytest.fixture
@@ -96,3 +98,51 @@ def test_blocks_are_disjoint_contiguous_and_cover_every_row(n_rows: int, world: 
     flat = torch.cat(served).flatten().tolist() if served else []
     assert flat == [float(i) for i in range(n_rows)]
     assert all(len(x) <= 3 for x in served)
+
+
+SHARD_PROBE = '''
+import json, os
+import torch
+from linreg import LinearRegression
+
+class ShardProbe(LinearRegression):
+    """Records the rows (their x values) each process trains on, per epoch."""
+    def on_train_epoch_start(self):
+        self.seen = []
+    def training_step(self, batch, batch_idx):
+        self.seen.extend(batch[0][:, 0].tolist())
+        return super().training_step(batch, batch_idx)
+    def on_train_epoch_end(self):
+        path = f"rows_rank{self.global_rank}_epoch{self.current_epoch}.json"
+        with open(path, "w") as f:
+            json.dump(self.seen, f)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
+    (tmp_path / "shard_probe.py").write_text(SHARD_PROBE)
+    result = run_linreg(
+        "fit", "--model", "shard_probe.ShardProbe", *MINI_BATCHES, "--trainer.accelerator", "cpu",
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "10",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert result.stdout.count("linreg: training finished.") == 1  # one process reports
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    rows = {
+        (rank, epoch): json.loads((tmp_path / f"rows_rank{rank}_epoch{epoch}.json").read_text())
+        for rank in (0, 1)
+        for epoch in (0, 1)
+    }
+    for epoch in (0, 1):
+        first, second = rows[0, epoch], rows[1, epoch]
+        assert len(first) == len(second) == 400  # 800 training rows, an equal half each
+        assert not set(first) & set(second)  # disjoint shares
+    assert rows[0, 0] != rows[0, 1]  # reshuffled every epoch
+    state = saved_state(run_dir)
+    assert abs(state["linear.weight"].item() - 3.0) < 1e-3
+    assert abs(state["linear.bias"].item() - 0.8) < 1e-3
+    val_mse = scalars(run_dir)["val/mse"]
+    assert len(val_mse) == 10 and val_mse[-1][1] < 1e-6

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import queue
 import re
-import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +30,7 @@ from linreg.callbacks import (
     fit_plot,
 )
 from linreg.errors import UserInputError
-from tests.conftest import LEAN, load_checkpoint, run_linreg, scalars
+from tests.conftest import LEAN, MINI_BATCHES, load_checkpoint, run_linreg, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -345,10 +348,82 @@ def test_a_loss_growing_without_bound_is_divergence_even_while_finite(tmp_path: 
     assert not list(tmp_path.rglob("*.ckpt"))  # a diverged model is never saved
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.mark.slow
+def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
+    linreg,
+    tmp_path: Path,
+) -> None:
+    # two good epochs at lr 0.5, then the scheduler multiplies the rate by 1000
+    result = linreg(
+        "fit", *MINI_BATCHES, "--model.optimizer.lr", "0.5", "--model.lr_scheduler", "StepLR",
+        "--model.lr_scheduler.step_size", "2",
+        "--model.lr_scheduler.gamma", "1000", "--trainer.max_epochs", "6",
+        "--trainer.enable_progress_bar", "false", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("linreg: error: training diverged")
+    assert "learning rate 500" in message and "--model.optimizer.lr 50" in message
+    step = int(message.split(" at step ")[1].split()[0])
+    assert 50 < step <= 60  # 25 steps per epoch: epoch 2 starts after step 50
+    assert "Traceback" not in result.stderr
+    checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    for name in ("last.ckpt", "best.ckpt"):
+        checkpoint = load_checkpoint(checkpoints / name)
+        assert checkpoint["epoch"] == 1
+        assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+
+
+@contextlib.contextmanager
+def _tensorboard(logdir: Path, timeout: float = 60) -> Iterator[str]:
+    """A real ``tensorboard`` on 127.0.0.1, at a port it picks itself (no race), and its URL.
+
+    ``--port 0`` lets the server bind a free port; the URL is read from the line it prints once
+    it listens ("TensorBoard x.y at http://127.0.0.1:PORT/ ...").
+    """
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    server = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read_stderr() -> None:  # all of it, to the end: a full pipe would block the server
+        assert server.stderr is not None
+        for line in server.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:  # the server ended
+                break
+            seen.append(line)
+            served = re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+/)", line)
+            if served:
+                yield served.group(1)
+                return
+        pytest.fail(
+            f"tensorboard did not say where it serves within {timeout} s (exit status "
+            f"{server.poll()}); its output:\n{''.join(seen)[-4000:]}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        reader.join(timeout=20)
+        assert server.stderr is not None
+        server.stderr.close()
 
 
 def _get_json(url: str) -> object:
@@ -358,31 +433,20 @@ def _get_json(url: str) -> object:
 
 def test_a_real_tensorboard_server_serves_the_run(noisy_run: tuple[Path, str]) -> None:
     logdir = noisy_run[0].parent
-    port = _free_port()
-    tensorboard = Path(sys.executable).with_name("tensorboard")
-    server = subprocess.Popen(
-        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with _tensorboard(logdir) as url:
         deadline, scalar_tags = time.monotonic() + 60, {}
         while time.monotonic() < deadline and "version_0" not in scalar_tags:
             time.sleep(0.5)
             try:
-                scalar_tags = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
+                scalar_tags = _get_json(f"{url}data/plugin/scalars/tags")
             except OSError:
                 continue
         assert "version_0" in scalar_tags, "tensorboard did not serve the run within 60 s"
         assert {"train/loss", "val/mse", "optimum/train_excess", "params/weight"} <= set(
             scalar_tags["version_0"]
         )
-        image_tags = _get_json(f"http://127.0.0.1:{port}/data/plugin/images/tags")
+        image_tags = _get_json(f"{url}data/plugin/images/tags")
         assert "fit" in image_tags["version_0"]
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_fit_pictures_are_log_spaced(run_main, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import QUICK, load_checkpoint, scalars
+from tests.conftest import LEAN, MINI_BATCHES, QUICK, load_checkpoint, saved_state, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -251,3 +251,39 @@ def test_the_checkpoint_workaround_is_still_needed() -> None:
 
     assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__)
     assert not hasattr(LightningCLI, "adapt_checkpoint_hparams")
+
+
+@pytest.mark.slow
+def test_same_seed_gives_bitwise_identical_parameters(linreg, tmp_path: Path) -> None:
+    args = ("fit", "--data.noise", "0.1", "--trainer.max_epochs", "3", *MINI_BATCHES,
+            "--model.optimizer.lr", "0.1", "--trainer.enable_progress_bar", "false", *LEAN)  # fmt: skip
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    linreg(*args, "--seed_everything", "7", cwd=tmp_path / "a")
+    linreg(*args, "--seed_everything", "7", cwd=tmp_path / "b")
+    linreg(*args, "--seed_everything", "8", cwd=tmp_path / "c")
+    first, second, other = (
+        saved_state(tmp_path / n / "lightning_logs" / "version_0") for n in "abc"
+    )
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["linear.weight"], other["linear.weight"])
+
+
+@pytest.mark.slow
+def test_last_checkpoint_follows_every_epoch_not_only_improvements(linreg, tmp_path: Path) -> None:
+    # noisy data: val/mse stops improving after a few epochs, training goes on
+    linreg("fit", "--data.noise", "1.0", "--trainer.max_epochs", "8", *LEAN, *MINI_BATCHES,
+               "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
+    checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    best, last = (load_checkpoint(checkpoints / name) for name in ("best.ckpt", "last.ckpt"))
+    assert best["epoch"] < 7  # the case Lightning 2.6 gets wrong: the best epoch is not the last
+    assert (last["epoch"], last["global_step"]) == (7, 8 * 25)
+
+    no_validation = tmp_path / "no_validation"
+    no_validation.mkdir()
+    result = linreg("fit", "--data.val_fraction", "0", "--trainer.max_epochs", "2",
+                        "--trainer.enable_progress_bar", "false", cwd=no_validation)  # fmt: skip
+    checkpoints = no_validation / "lightning_logs" / "version_0" / "checkpoints"
+    assert [p.name for p in checkpoints.iterdir()] == ["last.ckpt"]  # nothing to pick a best by
+    assert load_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
+    assert "could not find the monitored key" not in result.stderr

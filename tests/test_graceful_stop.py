@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import LINREG, load_checkpoint, run_linreg
+from tests.conftest import LINREG, LONG, load_checkpoint, run_linreg
 
 pytestmark = pytest.mark.slow
-
-# ~625 steps per epoch: slow enough to be stopped mid-run, fast enough for CI
-LONG = ("--data.n_samples", "25000", "--data.noise", "0.1", "--data.batch_size", "32", "--trainer.enable_progress_bar",
-        "false", "--fit_plot", "null")  # fmt: skip
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
