@@ -126,6 +126,7 @@ def test_user_subclass_plugs_in_with_model_option(linreg, tmp_path: Path) -> Non
     result = linreg("fit", "--model", "my_models.HuberRegression",
                     "--trainer.enable_progress_bar", "false", env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
     assert "learned weight" in result.stdout
+    assert "trained 10 epochs: with no exact optimum to measure convergence" in result.stdout
     run_dir = tmp_path / "lightning_logs" / "version_0"
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["class_path"] == "my_models.HuberRegression"

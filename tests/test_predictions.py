@@ -47,6 +47,17 @@ def test_predictions_to_standard_output(trained: Path) -> None:
     assert sorted(p.name for p in trained.iterdir()) == before  # no part file left
 
 
+@pytest.mark.slow
+def test_standard_output_holds_only_the_predictions(trained: Path) -> None:
+    """The progress bar, on by default, must not mix into a pipe of predictions."""
+    result = run_linreg("predict", "--ckpt_path", "best", "--data.path", "houses.csv",
+                        "--predictions", "-", cwd=trained)  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[0] == "price" and len(lines) == 61
+    assert all(float(line) == float(line) for line in lines[1:])  # numbers only, no bar
+    assert "Be aware" not in result.stderr  # fit-only callbacks mean nothing to predict
+
+
 def _first_row(folder: Path) -> float:
     a, b, _ = (float(v) for v in (folder / "houses.csv").read_text().splitlines()[1].split(","))
     return a + 2 * b + 0.5
