@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, R2Score
 
 from linreg import exact
 from linreg.checkpoint_io import load_checkpoint
@@ -132,14 +132,24 @@ class LinearModel(LightningModule):
 
     def _log_metrics(self, metrics: MetricCollection) -> None:
         """Compute a stage's metrics (reduced across processes by torchmetrics), log, reset."""
-        for name, values in metrics.compute().items():
-            values = values.flatten()
+        for name, metric in metrics.items():
+            values = _compute(metric).flatten()
             # torchmetrics already reduced across processes; sync_dist keeps Lightning quiet
             self.log(name, values.mean(), prog_bar=name.endswith("mse"), sync_dist=True)
             if values.numel() > 1:
                 per_output = {f"{name}_{i}": value for i, value in enumerate(values)}
                 self.log_dict(per_output, sync_dist=True)
         metrics.reset()
+
+
+def _compute(metric: Metric) -> Tensor:
+    """The metric's value; R² of fewer than two rows, which has none, is NaN instead of an error."""
+    try:
+        return metric.compute()
+    except ValueError:  # torchmetrics: "Needs at least two samples to calculate r2 score."
+        if not isinstance(metric, R2Score):
+            raise
+        return torch.full_like(metric.sum_squared_error, float("nan"))  # one per output
 
 
 class LinearRegression(LinearModel):

@@ -53,6 +53,7 @@ KINDS: dict[tuple[str, ...], Kind] = {
 }
 # named by a class path; the others may also be a registry name ("ddp", "cpu", "simple")
 CLASS_KINDS = (MODEL, DATA, OPTIMIZER, SCHEDULER, CALLBACK)
+LOADED = " that is already loaded"
 # short names jsonargparse accepts for these kinds, and where they live
 SHORT_NAMES = {OPTIMIZER: "torch.optim", SCHEDULER: "torch.optim.lr_scheduler"}
 PLAIN = (bool, int, float, str, NoneType, Path)
@@ -164,18 +165,23 @@ class _Checker:
         if cls is None and path in self.trusted:
             cls = resolve(path, kind, import_allowed=True)
         if cls is None:
-            self.refuse(where, path, f"{kind[0]} that is already loaded")
+            self.refuse(where, path, f"{kind[0]}{LOADED}")
         assert cls is not None
         return cls
 
     def refuse(self, where: tuple[str, ...], what: Any, expected: str) -> typing.NoReturn:
         """Raise the one-line refusal, with the way out for a file the user does trust."""
         option = "--" + ".".join(part for part in where if part != "init_args")
+        kind, loaded = expected.removesuffix(LOADED), expected.endswith(LOADED)
+        way_out = (  # the user may name a class of the expected kind; nothing else, ever
+            f" If you trust this file and {what} is {kind}, name it yourself, e.g. {option} {what}."
+            if loaded
+            else ""
+        )
         raise UntrustedData(
             f"refused {self.source}: its {'.'.join(where)} names {what}, which is not {expected}. "
             f"A checkpoint or a run folder may only name classes linreg has loaded, of the kind "
-            f"expected there, so that reading it can never run code. If you trust this file and "
-            f"that class, name it yourself, e.g. {option} {what}."
+            f"expected there, so that reading it can never run code.{way_out}"
         )
 
 

@@ -94,6 +94,17 @@ def test_the_default_line_converges_in_a_few_epochs(run_main, tmp_path: Path) ->
     assert len(series["val/mse"]) < 10  # stopped once converged, far below the 1000-epoch cap
 
 
+def test_one_tolerance_sets_the_stop_and_the_verdict(run_main, tmp_path: Path) -> None:
+    code, stderr = run_main("fit", "--optimum_gap.rtol", "0.01", "--model.optimizer.lr", "0.01",
+                            "--trainer.enable_progress_bar", "false")  # fmt: skip
+    assert code == 0, stderr
+    relative = scalars(tmp_path / "lightning_logs" / "version_0")["optimum/relative_excess"]
+    assert relative[-1][1] <= 0.01 < relative[-2][1]  # stopped at the first epoch within 1 %
+    assert "the training objective is within 0.01 of the exact optimum's" in run_main.stdout
+    code, stderr = run_main("fit", "--convergence.rtol", "0.01")
+    assert code == 2 and "Convergence has no option 'rtol'" in stderr
+
+
 @pytest.mark.parametrize("name", ["Longley", "Filip"])
 def test_ill_conditioned_data_is_said_to_be_out_of_reach(
     run_main, tmp_path: Path, capsys, name: str

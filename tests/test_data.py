@@ -218,6 +218,27 @@ def test_linnerud_trains_with_the_defaults(capsys: pytest.CaptureFixture[str]) -
     ]
 
 
+def test_a_one_row_validation_split_trains_and_reports_r2_as_nan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ten rows leave one to validate and one to test: R² of one row does not exist."""
+    from lightning.pytorch import Trainer
+
+    from linreg import LinearRegression
+
+    x = np.random.default_rng(0).uniform(size=(10, 2))
+    data = TensorDataModule(x, x @ [1.0, 2.0] + 0.5)
+    model = LinearRegression(data.num_features, data.num_targets)
+    trainer = Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, data)
+    assert "has only 1 row(s)" in capsys.readouterr().err
+    assert math.isnan(trainer.callback_metrics["val/r2"])
+    assert math.isfinite(trainer.callback_metrics["val/mse"])
+    (tested,) = trainer.test(model, data, verbose=False)
+    assert math.isnan(tested["test/r2"]) and math.isfinite(tested["test/mae"])
+
+
 def test_empty_splits_are_still_refused() -> None:
     with pytest.raises(
         UserInputError,

@@ -146,8 +146,8 @@ def test_a_users_own_class_in_a_checkpoint_needs_naming(
     assert code == 2 and "my_models" not in sys.modules
     assert "its model names my_models.Mine" in stderr
     assert (
-        "If you trust this file and that class, name it yourself, e.g. --model my_models.Mine"
-        in stderr
+        "If you trust this file and my_models.Mine is a LightningModule, name it yourself, "
+        "e.g. --model my_models.Mine" in stderr
     )
     code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--model", "my_models.Mine")
     assert code == 0, stderr  # named by the user: trusted, imported, tested
