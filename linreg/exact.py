@@ -20,6 +20,7 @@ from torch import Tensor
 from linreg.learning_rate import Curvature
 from linreg.notes import note
 from linreg.solver import QRFactorization
+from linreg.statistics import INTERCEPT, DroppedTerm
 
 CHUNK_ROWS = 65536
 RTOL = 1e-6  # converged: the training objective within this of the optimum's
@@ -36,13 +37,19 @@ class SplitFactorization:
     largest_row: float  # max ‖z_i‖², z_i = [x_i, 1]: sets the noise of one-row SGD steps
 
     def curvature(self, l2: float = 0.0) -> Curvature:
-        """The training objective's curvatures (kept columns), for the learning-rate rules."""
+        """The training objective's curvatures, for the learning-rate rules.
+
+        The largest over all columns (gradient descent moves every weight, a dependent
+        column's too); the smallest over the directions the data determines: the ``rank``-th,
+        as the others are the zero curvatures of dependent columns.
+        """
         solution = self.qr.solve(l2)
-        kept = solution.kept_curvatures()
+        curvatures = solution.curvatures()
+        smallest = float(curvatures[max(solution.rank, 1) - 1])
         k = self.qr.n_targets
         scale = float(solution.theta.abs().max()) if solution.theta.numel() else 1.0
         return Curvature(
-            float(kept[0]), float(kept[-1]), 2 * self.largest_row / k, solution.rows, scale
+            float(curvatures[0]), smallest, 2 * self.largest_row / k, solution.rows, scale
         )
 
 
@@ -90,6 +97,30 @@ def split_of(trainer: Trainer, split: str = "train") -> SplitFactorization | Non
     return factorization(
         trainer, split, linear.in_features, linear.out_features, linear.bias is not None
     )
+
+
+def dependent_columns(trainer: Trainer, l2: float = 0.0) -> list[DroppedTerm]:
+    """The training data's linearly dependent columns, named (none under a ridge penalty).
+
+    Found in the model's units: a constant column, standardized, is all zero there; it is
+    called constant, as it is in the file.
+    """
+    split = split_of(trainer)
+    if split is None:
+        return []
+    data = trainer.datamodule
+    d = split.qr.n_features
+    names = list(getattr(data, "feature_names", None) or [f"x{i}" for i in range(d)])
+    names.append(INTERCEPT)
+    standardized = bool(getattr(data, "normalize", False))
+    return [
+        DroppedTerm(
+            names[c.column],
+            "constant" if c.reason == "all-zero" and standardized else c.reason,
+            tuple(names[i] for i in c.of),
+        )
+        for c in split.qr.solve(l2).dropped
+    ]
 
 
 def tolerance(qr: QRFactorization, optimum: float, rtol: float = RTOL) -> float:

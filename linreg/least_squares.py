@@ -13,7 +13,7 @@ from linreg.model import LinearModel
 from linreg.notes import note
 from linreg.solution import LeastSquaresSolution, Refinement
 from linreg.solver import QRFactorization
-from linreg.statistics import DroppedTerm, RegressionStatistics
+from linreg.statistics import LEFT_OUT, RegressionStatistics, not_identifiable
 
 CHUNK_ROWS = 65536
 MAX_FEATURES = 4096  # the factor alone is (features + targets)² float64: 134 MB at 4096
@@ -163,7 +163,7 @@ class LeastSquares(LinearModel):
         self._set_layer()
         self.statistics = self._statistics()
         if first_pass and self.statistics.dropped:
-            note(not_identifiable(self.statistics.dropped))
+            note(not_identifiable(self.statistics.dropped, LEFT_OUT))
         self.optimizers().step()  # type: ignore[union-attr]
         self._pass_done = True
         refine = first_pass and (
@@ -240,22 +240,6 @@ def _standardized(
     return weight, bias
 
 
-def not_identifiable(dropped: list[DroppedTerm]) -> str:
-    """One line naming the columns left out: ``column 'k' is constant: its weight is ...``."""
-    if len(dropped) == 1:
-        term = dropped[0]
-        what = term.describe().removeprefix(f"{term.term} (").removesuffix(")")
-        return (
-            f"column {term.term!r} is {what}: its weight is not identifiable; it is left out of "
-            f"the fit (weight 0, no standard error)."
-        )
-    terms = ", ".join(term.describe() for term in dropped)
-    return (
-        f"columns {terms} are not identifiable: they are left out of the fit (weight 0, no "
-        f"standard error)."
-    )
-
-
 class SolveStep(torch.optim.Optimizer):
     """The optimizer of a model that is solved, not trained: its step changes nothing.
 
@@ -271,4 +255,4 @@ class SolveStep(torch.optim.Optimizer):
         return closure() if closure is not None else None
 
 
-__all__ = ["LeastSquares", "SolveStep", "not_identifiable"]
+__all__ = ["LeastSquares", "SolveStep"]

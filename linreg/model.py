@@ -25,6 +25,7 @@ from linreg.checkpoint_io import load_checkpoint
 from linreg.errors import UserInputError
 from linreg.learning_rate import Choice, Curvature, choose, steps_needed
 from linreg.notes import note
+from linreg.statistics import not_identifiable
 from linreg.trust import OPTIMIZER, SCHEDULER, Kind, check_hyperparameters, resolve
 
 AUTO = math.nan  # an optimizer argument left to linreg: chosen from the data's curvature
@@ -34,6 +35,14 @@ DEFAULT_OPTIMIZER: dict[str, Any] = {
 }
 FALLBACK_LR = 0.01  # when the data's curvature is unknown (another data module, huge data)
 AUTO_STEPS_PER_BATCH = 50  # optimizer steps per Lightning step when a batch is the whole split
+
+# what gradient descent does with a dependent column: some value, one of many as good
+ARBITRARY = (
+    "gradient descent gives it one of many values that fit equally well "
+    "(--model linreg.LeastSquares leaves it out)",
+    "gradient descent gives them some of many values that fit equally well "
+    "(--model linreg.LeastSquares leaves them out)",
+)
 
 
 class LinearModel(LightningModule):
@@ -252,6 +261,10 @@ class LinearRegression(LinearModel):
     def configure_optimizers(self) -> Any:
         """The configured optimizer (its NaN arguments chosen from the data), and scheduler."""
         curvature = self._curvature()
+        if curvature is not None and self._attached() is not None:
+            dependent = exact.dependent_columns(self.trainer, float(self.l2))
+            if dependent:
+                note(not_identifiable(dependent, ARBITRARY))
         optimizer = self.make_optimizer(self.parameters(), curvature)
         if self.learning_rate is not None and curvature is not None:
             self._announce(self.learning_rate, curvature, optimizer)
@@ -333,7 +346,9 @@ class LinearRegression(LinearModel):
         """Say what the data chose, and whether gradient descent can reach the optimum in time."""
         name = type(optimizer).__name__
         kind = "Nesterov momentum" if choice.nesterov else "momentum"
-        momentum = f", {kind} {choice.momentum:.3g}" if choice.momentum else ""
+        shown = f"{choice.momentum:.3g}" if choice.momentum else ""
+        shown = f"{choice.momentum:.6g}" if shown == "1" else shown  # 0.9999 is not 1
+        momentum = f", {kind} {shown}" if choice.momentum else ""
         note(f"{name} lr {choice.lr:.3g}{momentum}, from {choice.reason}.")
         if name != "SGD":
             return

@@ -51,6 +51,23 @@ class DroppedTerm:
         return f"{self.term} ({why})"
 
 
+LEFT_OUT = ("it is left out of the fit (weight 0, no standard error)",
+            "they are left out of the fit (weight 0, no standard error)")  # fmt: skip
+
+
+def not_identifiable(dropped: Sequence[DroppedTerm], fate: tuple[str, str] = LEFT_OUT) -> str:
+    """One line naming dependent columns: ``column 'k' is constant: its weight is ...``.
+
+    ``fate`` says what becomes of them, for one column and for several.
+    """
+    if len(dropped) == 1:
+        term = dropped[0]
+        what = term.describe().removeprefix(f"{term.term} (").removesuffix(")")
+        return f"column {term.term!r} is {what}: its weight is not identifiable; {fate[0]}."
+    terms = ", ".join(term.describe() for term in dropped)
+    return f"columns {terms} are not identifiable: {fate[1]}."
+
+
 @dataclass
 class RegressionStatistics:
     """Coefficient table and model figures of a least-squares fit, for ``k`` targets."""

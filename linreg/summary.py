@@ -8,6 +8,9 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
+
+from linreg import exact
 
 SUMMARY_CSV, SUMMARY_JSON = "summary.csv", "summary.json"
 
@@ -29,8 +32,13 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
         verdict = _verdict(trainer)
         lines.extend(verdict)
         if verdict and "not" in verdict[0]:
-            lines.append("  (these are where SGD stopped, not the least-squares coefficients)")
-        weight, bias = linear.weight, linear.bias
+            name = type(trainer.optimizers[0]).__name__ if trainer.optimizers else "training"
+            lines.append(f"  (these are where {name} stopped, not the least-squares coefficients)")
+        weight, bias = _zero_columns_out(trainer, linear.weight), linear.bias
+        dependent = exact.dependent_columns(trainer, float(getattr(model, "l2", 0.0)))
+        if dependent:
+            terms = ", ".join(term.describe() for term in dependent)
+            lines.append(f"  (not identifiable, one of many equally good values: {terms})")
         convert = getattr(data, "to_original_units", None)
         if callable(convert) and weight.shape[1] == getattr(data, "num_features", -1):
             weight, bias = convert(weight, bias)
@@ -89,6 +97,26 @@ def _verdict(trainer: Trainer) -> list[str]:
         f"asked for.",
         "  for the exact answer: linreg fit --model linreg.LeastSquares (same data options)",
     ]
+
+
+def _zero_columns_out(trainer: Trainer, weight: Tensor) -> Tensor:
+    """``weight`` with 0 for columns that are all zero as the model sees them.
+
+    A constant column, standardized, is all zero: its weight never changes the predictions,
+    so its value (the untouched initial one) means nothing, and in the file's units it would
+    move the bias. 0 is the answer least squares gives it.
+    """
+    split = exact.split_of(trainer)
+    if split is None:
+        return weight
+    d = split.qr.n_features
+    dropped = split.qr.solve(0.0).dropped
+    zero = [c.column for c in dropped if c.reason == "all-zero" and c.column < d]
+    if not zero or weight.shape[1] != d:
+        return weight
+    weight = weight.detach().clone()
+    weight[:, zero] = 0.0
+    return weight
 
 
 def save_statistics(model: LightningModule, log_dir: str | None) -> None:

@@ -94,6 +94,36 @@ def test_the_default_line_converges_in_a_few_epochs(run_main, tmp_path: Path) ->
     assert len(series["val/mse"]) < 10  # stopped once converged, far below the 1000-epoch cap
 
 
+@pytest.mark.parametrize("normalize", ["true", "false"], ids=["standardized", "raw"])
+def test_dependent_columns_are_named_and_do_not_derail_training(
+    run_main, tmp_path: Path, normalize: str
+) -> None:
+    """A constant column (k = 4) and a duplicate (a2 = a) beside y = a + 2b + 0.5."""
+    x = np.random.default_rng(0).uniform(size=(200, 2))
+    table = np.column_stack([x, np.full(200, 4.0), x[:, 0], x @ [1.0, 2.0] + 0.5])
+    _write_csv(tmp_path / "dependent.csv", ["a", "b", "k", "a2", "y"], table)
+    code, stderr = run_main("fit", "--data", "linreg.FileDataModule", "--data.path",
+                            "dependent.csv", "--data.normalize", normalize,
+                            "--trainer.enable_progress_bar", "false")  # fmt: skip
+    assert code == 0, stderr  # raw columns: the constant's curvature (2·4²) sets the rate
+    assert (
+        "linreg: note: columns k (constant), a2 (duplicate of a) are not identifiable: gradient "
+        "descent gives them some of many values" in stderr
+    )
+    stdout = run_main.stdout
+    assert "converged after" in stdout
+    assert "(not identifiable, one of many equally good values: k (constant), a2 (duplicate" in (
+        stdout
+    )
+    weights = next(line for line in stdout.splitlines() if "learned weight" in line)
+    w_a, w_b, w_k, w_a2 = (float(v) for v in weights.split(":")[1].split(","))
+    bias = float(next(line for line in stdout.splitlines() if "learned bias" in line).split()[-1])
+    assert w_a + w_a2 == pytest.approx(1.0, abs=1e-4) and w_b == pytest.approx(2.0, abs=1e-4)
+    assert bias + 4 * w_k == pytest.approx(0.5, abs=1e-4)  # the constant and the bias share
+    if normalize == "true":  # standardized, the constant is all zero: its weight is no value
+        assert w_k == 0 and bias == pytest.approx(0.5, abs=1e-4)
+
+
 def test_one_tolerance_sets_the_stop_and_the_verdict(run_main, tmp_path: Path) -> None:
     code, stderr = run_main("fit", "--optimum_gap.rtol", "0.01", "--model.optimizer.lr", "0.01",
                             "--trainer.enable_progress_bar", "false")  # fmt: skip
