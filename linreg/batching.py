@@ -223,9 +223,16 @@ def batch_loader(
     num_replicas: int = 1,
     rank: int = 0,
     pin_memory: bool = False,
+    drop_last: bool = False,
 ) -> DataLoader:
-    """A ``DataLoader`` that fetches each batch of ``dataset`` with one index operation."""
-    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle, seed, num_replicas, rank)
+    """A ``DataLoader`` that fetches each batch of ``dataset`` with one index operation.
+
+    ``drop_last``: every batch has ``batch_size`` rows (each epoch's remainder is left out;
+    the next epoch's permutation takes other rows).
+    """
+    sampler = BatchIndexSampler(
+        len(dataset), batch_size, shuffle, seed, num_replicas, rank, drop_last=drop_last
+    )
     return DataLoader(
         dataset, sampler=sampler, batch_size=None, collate_fn=_keep_batch, pin_memory=pin_memory
     )

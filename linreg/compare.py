@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
@@ -196,13 +197,16 @@ def compare(
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=max(1, steps // 100),
         )  # fmt: skip
-        trainer.fit(
-            model, train_dataloaders=batch_loader(train, batch, shuffle=True, seed=data.seed)
-        )
+        # whole batches only, so that every method sees the same rows per step and budget
+        loader = batch_loader(train, batch, shuffle=True, seed=data.seed, drop_last=True)
+        trainer.fit(model, train_dataloaders=loader)
         params = {"method": name, "optimizer": method.optimizer, "batch_size": batch, "lr": lr,
                   "momentum": method.momentum or 0.0, "budget_samples": budget,
                   "steps": outcome.steps}  # fmt: skip
         logger.log_hyperparams(params, metrics={"hparams/final_excess": outcome.excess})
+        # hparams.yaml was written once, from the template's optimizer: say this method's
+        logger.hparams.update({**model.hparams, "steps_per_batch": 1, **params})
+        save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", logger.hparams)
         logger.finalize("success")
         outcomes.append(outcome)
     _write_csv(folder / "compare.csv", outcomes, intercept)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from linreg.compare import METHODS
@@ -75,6 +77,23 @@ def test_equal_budgets_when_every_method_uses_all_of_it(run_main, tmp_path: Path
         "bgd": 300, "sgd": 300, "adam": 300,
     }  # fmt: skip
     assert float(table["adam"]["lr"]) == 0.05
+
+
+def test_equal_budgets_when_the_batch_does_not_divide_the_rows(run_main, tmp_path: Path) -> None:
+    """15 training rows in mini-batches of 10: no short batch at the end of each pass."""
+    code, stderr = run_main("compare", "--methods", "[bgd, sgd, minibatch, adam]",
+                            "--budget", "3600", "--mini_batch", "10", "--stop_at_tolerance",
+                            "false", "--data.n_samples", "15", "--data.val_fraction", "0",
+                            "--data.test_fraction", "0")  # fmt: skip
+    assert code == 0, stderr
+    table = _table(tmp_path / "lightning_logs" / "compare_0")
+    assert {method: int(row["samples"]) for method, row in table.items()} == {
+        "bgd": 3600, "sgd": 3600, "minibatch": 3600, "adam": 3600,
+    }  # fmt: skip
+    assert int(table["minibatch"]["steps"]) == 360 and int(table["bgd"]["steps"]) == 240
+    saved = yaml.safe_load((tmp_path / "lightning_logs/compare_0/adam/hparams.yaml").read_text())
+    assert saved["optimizer"] == "Adam" and saved["batch_size"] == 10  # the method's, not SGD's
+    assert math.isfinite(saved["lr"]) and saved["steps_per_batch"] == 1
 
 
 @pytest.mark.parametrize(
