@@ -153,22 +153,23 @@ class LinRegCLI(LightningCLI):
         """``--config`` arguments holding the checkpoint's (or its run's) settings, checked."""
         assert line.subcommand is not None
         injected: list[str] = []
-        if line.data_class is not None:  # a data class the user chose starts from its defaults
-            injected += ["--config", "data: null"]
-        elif line.subcommand == "compare":  # the tutorial's data: 50 points, all for training
+        # a data class the user chose starts from its own defaults, unless it is the
+        # checkpoint's own (named to trust it): then it keeps the checkpoint's settings
+        reset_data = ["--config", "data: null"] if line.data_class is not None else []
+        if line.subcommand == "compare" and not reset_data:  # the tutorial's 50 points
             injected += ["--config", yaml.safe_dump({"data": COMPARE_DATA})]
         if not line.ckpt_path:
-            return injected
+            return injected + reset_data
         self.checkpoint = resolve_checkpoint(line.subcommand, line.ckpt_path, line.run_folder())
         if self.checkpoint is None:
-            return injected
+            return injected + reset_data
         self.checkpoint_content = checkpoint = load_checkpoint(self.checkpoint)
         own_config = run_config(self.checkpoint) if line.subcommand == "fit" else None
         if own_config is not None:
             content = _yaml(own_config)
             check_run_config(content, own_config, line.trusted, FIT_CALLBACKS)
             content.pop("ckpt_path", None)
-            return ["--config", yaml.safe_dump(content), *injected]
+            return ["--config", yaml.safe_dump(content), *injected, *reset_data]
         settings: dict[str, Any] = {}
         sources = {
             "model": (MODEL, "hyper_parameters"),
@@ -176,12 +177,17 @@ class LinRegCLI(LightningCLI):
         }
         for key, (kind, entry) in sources.items():
             hparams = checkpoint.get(entry)
-            if not hparams or (key == "data" and line.data_class is not None):
-                continue
             default = "linreg.LinearRegression" if kind is MODEL else "linreg.SyntheticDataModule"
+            if not hparams:
+                continue
+            if key == "data" and line.data_class is not None:
+                if not _same_class(line.data_class, hparams.get("_class_path", default)):
+                    continue
+                reset_data = []
             check_hyperparameters(hparams, key, self.checkpoint, default, line.trusted)
             settings[key] = _class_config(hparams, default)
-        return (["--config", yaml.safe_dump(settings)] if settings else []) + injected
+        config = ["--config", yaml.safe_dump(settings)] if settings else []
+        return config + injected + reset_data
 
     def _parse_error(self, error: argparse.ArgumentError) -> str:
         problem = one_line(str(error))
@@ -234,12 +240,14 @@ class LinRegCLI(LightningCLI):
         self._check_instances(subcommand)
         config, given = self.config[subcommand], self.config_init[subcommand]
         trainer = given["trainer"]
-        callbacks = [*(trainer.get("callbacks") or []), GracefulStop()]
+        own = trainer.get("callbacks") or []  # `--trainer.callbacks X` gives one, not a list
+        callbacks = [*(own if isinstance(own, (list, tuple)) else [own]), GracefulStop()]
         if subcommand == "fit":
             callbacks += [given[key] for key in FIT_CALLBACKS if given.get(key) is not None]
             if "--trainer.max_epochs" in self.command_line.options:  # exactly that many
                 callbacks = [c for c in callbacks if not isinstance(c, Convergence)]
-            callbacks += self._checkpoints(given["checkpoint"])
+            if trainer.get("enable_checkpointing") is not False:  # false: no checkpoint at all
+                callbacks += self._checkpoints(given["checkpoint"])
         to_stdout = subcommand == "predict" and config.get("predictions") == "-"
         if to_stdout:  # standard output carries the predictions: no progress bar there
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -426,6 +434,13 @@ def _logger_class(config: Namespace) -> type:
 
 def _runs_folder(logger: Namespace) -> Path:
     return Path(logger.get("save_dir") or ".") / (logger.get("name") or "lightning_logs")
+
+
+def _same_class(named: str, class_path: Any) -> bool:
+    """Whether ``named`` (as typed: a full path or a short name) is ``class_path``."""
+    return isinstance(class_path, str) and (
+        named == class_path or class_path.rsplit(".", 1)[-1] == named
+    )
 
 
 def _data_path(config: Namespace) -> str | None:

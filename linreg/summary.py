@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
 from linreg import exact
+from linreg.model import LinearModel
 
 SUMMARY_CSV, SUMMARY_JSON = "summary.csv", "summary.json"
 
@@ -91,12 +92,16 @@ def _verdict(trainer: Trainer) -> list[str]:
     why = "the epoch cap"
     if stopper is not None and stopper.wait_count >= stopper.patience:
         why = f"no progress for {stopper.patience} epochs"
-    return [
+    lines = [
         f"  not converged: stopped at {why} {where}; the training objective is "
         f"{gap.relative:.3g} (relative) above the exact optimum, more than the {gap.rtol:g} "
-        f"asked for.",
-        "  for the exact answer: linreg fit --model linreg.LeastSquares (same data options)",
+        f"asked for."
     ]
+    if type(trainer.lightning_module).features is LinearModel.features:  # a plain linear fit
+        lines.append(
+            "  for the exact answer: linreg fit --model linreg.LeastSquares (same data options)"
+        )
+    return lines
 
 
 def _zero_columns_out(trainer: Trainer, weight: Tensor) -> Tensor:

@@ -16,10 +16,8 @@ Run, from the repository root:
         --model logistic_regression.LogisticRegression \\
         --data logistic_regression.TwoClassDataModule --data.n_features 2
 
-On the command line, data options that ``SyntheticDataModule`` also has (``n_features``,
-``n_samples``, ``seed``, ...) start from its values, so give them explicitly. OptimumGap skips
-this model by itself (its loss is not the squared error); FitPlot draws the logits against the
-labels.
+OptimumGap skips this model by itself (its loss is not the squared error); FitPlot draws the
+logits against the labels.
 """
 
 from __future__ import annotations

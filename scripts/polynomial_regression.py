@@ -17,10 +17,9 @@ Run, from the repository root:
         --model polynomial_regression.PolynomialRegression \\
         --data polynomial_regression.QuadraticDataModule --data.noise 0.05 [--model.degree 3]
 
-On the command line, data options that ``SyntheticDataModule`` also has (``noise``,
-``n_samples``, ``seed``, ...) start from its values (``noise`` 0), so give them explicitly.
-OptimumGap warns that the data does not match the model's input and skips itself: its exact
-solver knows plain linear models only.
+The model is still linear in its parameters, so the exact optimum is known: the learning rate
+comes from the curvature of the powers of ``x`` and OptimumGap measures SGD against least
+squares on them (``linreg.LeastSquares`` itself fits the raw columns only).
 """
 
 from __future__ import annotations

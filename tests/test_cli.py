@@ -288,3 +288,18 @@ def test_last_checkpoint_follows_every_epoch_not_only_improvements(linreg, tmp_p
     assert [p.name for p in checkpoints.iterdir()] == ["last.ckpt"]  # nothing to pick a best by
     assert load_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
     assert "could not find the monitored key" not in result.stderr
+
+
+def test_one_callback_of_lightnings_own_by_name(run_main, tmp_path: Path) -> None:
+    """``--trainer.callbacks X`` (one, not a list) works as ``--trainer.callbacks+=X`` does."""
+    code, stderr = run_main("fit", "--trainer.callbacks", "LearningRateMonitor", *QUICK)
+    assert code == 0, stderr
+    assert "lr-SGD" in scalars(tmp_path / "lightning_logs" / "version_0")
+
+
+def test_checkpointing_can_be_switched_off(run_main, tmp_path: Path) -> None:
+    code, stderr = run_main("fit", "--trainer.enable_checkpointing", "false", *QUICK)
+    assert code == 0, stderr
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "config.yaml").exists() and not (run / "checkpoints").exists()
+    assert "checkpoint:" not in run_main.stdout

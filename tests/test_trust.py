@@ -134,6 +134,30 @@ def test_a_run_folder_config_may_not_name_code(
     assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
+def test_naming_the_checkpoints_own_data_class_keeps_its_settings(
+    run_main, tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "my_data.py").write_text(
+        "from linreg import SyntheticDataModule\n\nclass Mine(SyntheticDataModule):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = {**DATA_HPARAMS, "_class_path": "my_data.Mine", "n_samples": 60, "weight": [5.0]}
+    _checkpoint(tmp_path / "mine.ckpt", data=data)
+    code, stderr = run_main("test", "--ckpt_path", "mine.ckpt")
+    assert code == 2 and "its data names my_data.Mine" in stderr
+    for named in ("my_data.Mine", "Mine"):
+        code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--data", named,
+                                "--print_config")  # fmt: skip
+        assert code == 0, stderr
+        config = yaml.safe_load(run_main.stdout)["data"]
+        assert config["class_path"] == "my_data.Mine"
+        assert config["init_args"]["n_samples"] == 60 and config["init_args"]["weight"] == [5.0]
+    code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--data", "SyntheticDataModule",
+                            "--print_config")  # fmt: skip
+    assert code == 0, stderr  # another class: its own defaults, nothing of the checkpoint's
+    assert yaml.safe_load(run_main.stdout)["data"]["init_args"]["n_samples"] != 60
+
+
 def test_a_users_own_class_in_a_checkpoint_needs_naming(
     run_main, tmp_path: Path, monkeypatch
 ) -> None:

@@ -30,7 +30,7 @@ class FitPlot(Callback):
 
     Args:
         every_n_epochs: draw after every this many epochs (0: only at the end); ``None``: after
-            epochs 1, 4, 16, 64, ... (a run of 1,000 epochs draws 6 pictures, at about 0.15 s
+            epochs 1, 4, 16, 64, ... (a run of 1,000 epochs draws 6 pictures, at 0.15 to 0.25 s
             each: drawing never becomes much of a run's time).
         max_points: at most this many validation rows are drawn.
     """
