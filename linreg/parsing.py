@@ -176,10 +176,14 @@ def one_line(message: str) -> str:
     >>> nested = 'Parser key "data":\\n  Parser key "batch_size":\\n'
     >>> one_line(nested + "    Expected a <class 'int'>. Got value: x")
     "--data.batch_size: expected int, got 'x'"
+    >>> literal = "\\n- Expected a typing.Literal['auto', 'full']"
+    >>> one_line(nested + "- Expected a <class 'int'>" + literal)
+    "--data.batch_size: expected int or one of 'auto', 'full'"
     """
     keys = re.findall(r'Parser key "([^"]+)"', message)
     option = "--" + ".".join(keys) if keys else ""
-    types = [t for t in re.findall(r"Expected a <class '([\w.]+)'>", message) if t != "NoneType"]
+    found = re.findall(r"Expected an? (?:<class '([\w.]+)'>|typing\.Literal\[([^\]]+)\])", message)
+    types = [cls or f"one of {words}" for cls, words in found if cls != "NoneType"]
     values = re.findall(r"(?:Given|Got) value: (.*?)(?:\. Got value:.*)?$", message, re.MULTILINE)
     given = next((v for v in values if not v.startswith(("NestedArg", "Namespace"))), None)
     if types:

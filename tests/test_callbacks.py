@@ -348,6 +348,15 @@ def test_a_loss_growing_without_bound_is_divergence_even_while_finite(tmp_path: 
     assert not list(tmp_path.rglob("*.ckpt"))  # a diverged model is never saved
 
 
+def test_a_rate_too_large_for_a_whole_batch_is_not_blamed_on_the_data(run_main) -> None:
+    """A whole-split batch takes 50 steps before its loss is seen: NaN by then is the rate's."""
+    code, stderr = run_main("fit", "--model.optimizer.lr", "10", "--trainer.enable_progress_bar",
+                            "false")  # fmt: skip
+    assert code == 2
+    assert "the loss was already nan after the first 50 steps" in stderr
+    assert "--model.optimizer.lr 1;" in stderr and "data's scale" not in stderr
+
+
 @pytest.mark.slow
 def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_good_checkpoint(
     linreg,

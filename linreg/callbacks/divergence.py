@@ -104,7 +104,10 @@ class DivergenceGuard(Callback):
         )
         kept = f"the last good checkpoint is kept: {saved}" if saved else "no checkpoint written"
         why, scale = "", ""
-        if not self._first_loss < HUGE_LOSS:
+        inner = getattr(trainer.lightning_module, "inner_steps", lambda: 1)()
+        if not self._first_loss < HUGE_LOSS and inner > 1:  # seen after a batch's many steps
+            why = f"; the loss was already {self._first_loss:.3g} after the first {inner} steps"
+        elif not self._first_loss < HUGE_LOSS:  # before any step could grow it: the data
             why = f"; the loss was already {self._first_loss:.3g} at the first step"
             scale = f", so check the data's scale: {_standardize(trainer.datamodule)}"
         raise TrainingDiverged(
