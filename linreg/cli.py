@@ -461,6 +461,10 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # a whole-split batch is one step per epoch; linreg logs at every epoch's end anyway
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
+    # a resumed run's checkpoint folder holds its earlier checkpoints, as it should
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # no validation split (val_fraction 0): an empty list of validation batches, on purpose
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
     # test/predict from a fit's checkpoint: the fit-only callbacks it names have nothing to do
     warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
 

@@ -34,6 +34,7 @@ DEFAULT_OPTIMIZER: dict[str, Any] = {
     "init_args": {"lr": AUTO, "momentum": AUTO},
 }
 FALLBACK_LR = 0.01  # when the data's curvature is unknown (another data module, huge data)
+FIXED_DEFAULT = "a fixed default"
 AUTO_STEPS_PER_BATCH = 50  # optimizer steps per Lightning step when a batch is the whole split
 
 # what gradient descent does with a dependent column: some value, one of many as good
@@ -253,7 +254,7 @@ class LinearRegression(LinearModel):
         # once an epoch when an epoch has fewer steps than that (a whole-split batch).
         every = self.trainer.log_every_n_steps
         if every and self.trainer.num_training_batches < every:
-            self.log("train/loss", loss, on_step=False, on_epoch=True)
+            self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         elif every and (self.global_step + 1) % every == 0:
             self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -327,7 +328,7 @@ class LinearRegression(LinearModel):
                     f"{cls.__name__}: no learning rate can be chosen from the data here; using "
                     f"lr {FALLBACK_LR:g} (set --model.optimizer.lr)."
                 )
-            choice = Choice(FALLBACK_LR, None, "a fixed default")
+            choice = Choice(FALLBACK_LR, None, FIXED_DEFAULT)
         kwargs["lr"] = choice.lr
         if choice.momentum is not None and "momentum" in auto:
             kwargs["momentum"] = choice.momentum
@@ -345,6 +346,8 @@ class LinearRegression(LinearModel):
     def _announce(self, choice: Choice, curvature: Curvature, optimizer: Any) -> None:
         """Say what the data chose, and whether gradient descent can reach the optimum in time."""
         name = type(optimizer).__name__
+        if choice.reason == FIXED_DEFAULT:  # said already, with what to do about it
+            return
         kind = "Nesterov momentum" if choice.nesterov else "momentum"
         shown = f"{choice.momentum:.3g}" if choice.momentum else ""
         shown = f"{choice.momentum:.6g}" if shown == "1" else shown  # 0.9999 is not 1
