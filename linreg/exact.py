@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
 from linreg.learning_rate import Curvature
@@ -174,6 +175,11 @@ def _chunks(trainer: Trainer, split: str) -> Iterator[tuple[Tensor, Tensor]]:
         return
     # another data module: its batches (a DistributedSampler may repeat a few rows under DDP)
     loaders = trainer.train_dataloader if split == "train" else trainer.val_dataloaders
+    if loaders is None and data is not None:  # not loaded yet (configure_optimizers runs first)
+        try:
+            loaders = getattr(data, f"{split}_dataloader")()
+        except (AttributeError, NotImplementedError, MisconfigurationException):
+            return  # the data module has no such split
     for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
         for batch in loader or []:
             yield batch[0], batch[1]

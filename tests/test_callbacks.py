@@ -23,6 +23,7 @@ from PIL import Image
 
 from linreg import LinearRegression, SyntheticDataModule
 from linreg.callbacks import (
+    Convergence,
     DivergenceGuard,
     FitPlot,
     OptimumGap,
@@ -465,3 +466,31 @@ def test_fit_pictures_are_log_spaced(run_main, tmp_path: Path) -> None:
     images = _accumulator(tmp_path / "lightning_logs" / "version_0").Images("fit")
     steps_per_epoch = 25
     assert [image.step for image in images] == [s * steps_per_epoch - 1 for s in (1, 4, 16, 20)]
+
+
+def test_a_plain_lightning_data_module_gets_the_exact_optimum_too() -> None:
+    """Any data module's batches are read for the curvature and the gap, not only linreg's."""
+    from lightning.pytorch import LightningDataModule, Trainer
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Plain(LightningDataModule):
+        def setup(self, stage: str) -> None:
+            x = torch.rand(400, 2, generator=torch.Generator().manual_seed(0))
+            y = (x @ torch.tensor([1.0, -2.0]) + 0.5).unsqueeze(1)
+            self.train, self.val = TensorDataset(x[:320], y[:320]), TensorDataset(x[320:], y[320:])
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(self.train, batch_size=32, shuffle=True)
+
+        def val_dataloader(self) -> DataLoader:
+            return DataLoader(self.val, batch_size=80)
+
+    model = LinearRegression(2, 1)
+    trainer = Trainer(max_epochs=300, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      callbacks=[OptimumGap(), Convergence()])  # fmt: skip
+    trainer.fit(model, Plain())
+    assert model.learning_rate is not None and "curvature" in model.learning_rate.reason
+    assert trainer.callback_metrics["optimum/relative_excess"] <= 1e-6
+    assert trainer.current_epoch < 50  # converged, not stopped by the cap
+    assert model.linear.weight.detach().tolist()[0] == pytest.approx([1.0, -2.0], abs=1e-4)
