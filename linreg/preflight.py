@@ -38,6 +38,9 @@ def check_kinds(config: Namespace) -> None:
             )
 
 
+CSV_LIKE = ("", ".csv", ".tsv", ".txt")  # an existing file of these may be replaced
+
+
 def check_predictions_path(predictions: str | None, inputs: list[str]) -> None:
     """``--predictions``: a new or regular file (not a folder, link or device) that is no input.
 
@@ -71,6 +74,21 @@ def check_predictions_path(predictions: str | None, inputs: list[str]) -> None:
                     f"--predictions {predictions} is {source}, an input of this command; write "
                     f"the predictions to another file."
                 )
+        if _in_a_run(target):
+            raise UserInputError(
+                f"--predictions {predictions} is inside a training run's folder (its "
+                f"checkpoints, config and logs); write the predictions elsewhere."
+            )
+        if target.exists() and target.suffix.lower() not in CSV_LIKE:
+            raise UserInputError(
+                f"--predictions {predictions} is an existing {target.suffix} file, which a CSV "
+                f"of predictions would replace; give a .csv path."
+            )
+        if not target.parent.is_dir():
+            raise UserInputError(
+                f"--predictions {predictions}: the folder {target.parent} does not exist; "
+                f"create it first (mkdir -p {target.parent}) or choose another place."
+            )
     folder = target.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -79,6 +97,20 @@ def check_predictions_path(predictions: str | None, inputs: list[str]) -> None:
             f"--predictions {predictions}: cannot write in {folder} (permission denied); choose "
             f"another place for the predictions."
         )
+
+
+def _in_a_run(target: Path) -> bool:
+    """Whether ``target`` lies in a run folder (one that holds ``hparams.yaml`` or checkpoints)."""
+    try:
+        folder = target.resolve().parent
+    except OSError:
+        return False
+    for place in (folder, *folder.parents):
+        if place.name == "checkpoints" or (place / "hparams.yaml").is_file():
+            return True
+        if (place / "config.yaml").is_file() and (place / "checkpoints").is_dir():
+            return True
+    return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

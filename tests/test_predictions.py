@@ -72,8 +72,24 @@ def _first_row(folder: Path) -> float:
         ("./houses.csv", "an input of this command"),
         ("link.csv", "--predictions link.csv is a link"),
         ("fifo", "--predictions fifo is not a regular file"),
+        ("lightning_logs/version_0/checkpoints/last.ckpt", "inside a training run's folder"),
+        ("lightning_logs/version_0/config.yaml", "inside a training run's folder"),
+        ("lightning_logs/version_0/predictions.csv", "inside a training run's folder"),
+        ("houses.npy", "is an existing .npy file, which a CSV of predictions would replace"),
+        ("nowhere/out.csv", "the folder nowhere does not exist; create it first"),
     ],
-    ids=["training-data", "checkpoint", "same-file-other-spelling", "symlink-to-stdout", "fifo"],
+    ids=[
+        "training-data",
+        "checkpoint",
+        "same-file-other-spelling",
+        "symlink-to-stdout",
+        "fifo",
+        "another-checkpoint-of-the-run",
+        "the-runs-config",
+        "into-a-run-folder",
+        "a-data-file",
+        "no-such-folder",
+    ],
 )
 def test_an_input_or_special_file_is_never_the_output(
     trained: Path, output: str, message: str
@@ -82,6 +98,8 @@ def test_an_input_or_special_file_is_never_the_output(
         (trained / "link.csv").symlink_to("/dev/stdout")
     if not (trained / "fifo").exists():
         os.mkfifo(trained / "fifo")
+    if not (trained / "houses.npy").exists():
+        np.save(trained / "houses.npy", np.zeros((3, 3)))
     contents = {p: p.read_bytes() for p in trained.rglob("*") if p.is_file() and not p.is_symlink()}
     result = _predict(trained, output, check=False)
     assert result.returncode == 2
