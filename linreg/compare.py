@@ -145,7 +145,7 @@ def compare(
     accelerator: str = "cpu",
 ) -> list[Outcome]:
     """Train every method on ``data`` from ``template``'s initial parameters; write the results."""
-    check_methods(methods)
+    check_options(methods, learning_rates, rtol)
     if not isinstance(template, LinearRegression) or template.l1:
         raise UserInputError(
             "linreg compare trains linreg.LinearRegression (no L1 penalty): leave --model out."
@@ -217,14 +217,39 @@ def compare(
     return outcomes
 
 
+def check_options(
+    methods: Sequence[str], learning_rates: dict[str, float] | None, rtol: float
+) -> None:
+    """The methods, their rates and the tolerance, before anything is trained or written."""
+    check_methods(methods)
+    check_learning_rates(learning_rates or {}, methods)
+    if not 0 < rtol < 1:
+        raise UserInputError(f"--rtol must be in (0, 1), got {rtol:g}.")
+
+
 def check_methods(methods: Sequence[str]) -> None:
     """Every name one of :data:`METHODS`, and at least one."""
+    if not methods:
+        raise UserInputError(f"--methods: none given; choose from {', '.join(METHODS)}.")
     unknown = [name for name in methods if name not in METHODS]
-    if unknown or not methods:
+    if unknown:
         raise UserInputError(
-            f"--methods: unknown {', '.join(map(repr, unknown)) or 'none given'}; choose from "
-            f"{', '.join(METHODS)}."
+            f"--methods: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(METHODS)}."
         )
+
+
+def check_learning_rates(learning_rates: dict[str, float], methods: Sequence[str]) -> None:
+    """Each rate for a method being compared, and a positive number."""
+    for name, lr in learning_rates.items():
+        if name not in methods:
+            raise UserInputError(
+                f"--learning_rates: {name!r} is not one of the methods compared "
+                f"({', '.join(methods)})."
+            )
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise UserInputError(
+                f"--learning_rates: {name}'s rate must be a positive number, got {lr!r}."
+            )
 
 
 def _default_budget(rows: int) -> int:

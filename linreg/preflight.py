@@ -5,7 +5,9 @@ Each raises :class:`~linreg.errors.UserInputError` before any run folder is crea
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +187,14 @@ def check_optimizer(model: LightningModule, data: Any) -> None:
         optimizer.step(lambda: torch.zeros(()))  # one step: e.g. SparseAdam refuses dense grads
     except (ValueError, TypeError, RuntimeError) as error:
         raise UserInputError(f"--model.optimizer: {error}") from error
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise UserInputError(
+            f"--model.optimizer {type(optimizer).__name__} needs a closure that evaluates the "
+            f"loss several times a step, which linreg's training step does not give: choose a "
+            f"first-order optimizer such as SGD or Adam (for the exact answer, --model "
+            f"linreg.LeastSquares)."
+        )
     if not callable(build_scheduler):
         return
     try:
@@ -192,6 +202,17 @@ def check_optimizer(model: LightningModule, data: Any) -> None:
     except (ValueError, TypeError) as error:
         raise UserInputError(f"--model.lr_scheduler: {error}") from error
     watches_validation = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    try:
+        with warnings.catch_warnings():  # a few steps: e.g. StepLR's step_size 0 fails here
+            warnings.simplefilter("ignore")
+            for _ in range(3 if not watches_validation else 0):
+                scheduler.step()
+    except (ValueError, TypeError, RuntimeError, ArithmeticError) as error:
+        name = type(scheduler).__name__
+        raise UserInputError(
+            f"--model.lr_scheduler {name} fails on its first steps ({error}): check its "
+            f"arguments (--model.lr_scheduler.*)."
+        ) from error
     if watches_validation and getattr(data, "val_fraction", None) == 0:
         raise UserInputError(
             "--model.lr_scheduler ReduceLROnPlateau watches val/mse, but there is no validation "

@@ -12,7 +12,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 from linreg.callbacks.predictions import PredictionWriter
-from linreg.compare import METHODS, Outcome, check_methods, compare, table
+from linreg.compare import METHODS, Outcome, check_options, compare, table
 from linreg.errors import UserInputError
 from linreg.exact import RTOL
 from linreg.runs import claim_run_folder
@@ -56,7 +56,7 @@ class LinRegTrainer(Trainer):
             raise UserInputError(f"--mini_batch must be a positive integer, got {mini_batch!r}.")
         if budget is not None and (isinstance(budget, bool) or budget < 1):
             raise UserInputError(f"--budget is a number of rows seen, at least 1; got {budget!r}.")
-        check_methods(methods)
+        check_options(methods, learning_rates, rtol)
         runs = Path(self.default_root_dir) / "lightning_logs"
         folder = runs / claim_run_folder(runs, prefix="compare")
         outcomes = compare(

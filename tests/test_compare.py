@@ -102,8 +102,26 @@ def test_equal_budgets_when_the_batch_does_not_divide_the_rows(run_main, tmp_pat
         (["--methods", "[bgd, newton]"], "--methods: unknown 'newton'; choose from bgd, sgd"),
         (["--budget", "0"], "--budget is a number of rows seen, at least 1"),
         (["--mini_batch", "0"], "--mini_batch must be a positive integer"),
+        (["--methods", "[]"], "--methods: none given; choose from bgd"),
+        (
+            ["--methods", "[adam]", "--learning_rates", "{adam: -1}"],
+            "--learning_rates: adam's rate must be a positive number, got -1",
+        ),
+        (
+            ["--methods", "[adam]", "--learning_rates", "{adm: 0.5}"],
+            "--learning_rates: 'adm' is not one of the methods compared (adam)",
+        ),
+        (["--rtol", "-1"], "--rtol must be in (0, 1), got -1"),
     ],
-    ids=["unknown-method", "no-budget", "no-batch"],
+    ids=[
+        "unknown-method",
+        "no-budget",
+        "no-batch",
+        "no-method",
+        "negative-rate",
+        "rate-of-no-method",
+        "negative-tolerance",
+    ],
 )
 def test_mistakes_are_one_line(run_main, tmp_path: Path, args: list[str], message: str) -> None:
     code, stderr = run_main("compare", *args)

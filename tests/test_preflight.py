@@ -96,3 +96,22 @@ def test_evaluation_commands_refuse_what_they_cannot_do(
     error_lines = [line for line in stderr.splitlines() if "linreg: error" in line]
     assert len(error_lines) == 1 and message in error_lines[0], error_lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.ckpt", "text.ckpt"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model.optimizer", "LBFGS"], "--model.optimizer LBFGS needs a closure"),
+        (
+            ["--model.lr_scheduler", "StepLR", "--model.lr_scheduler.step_size", "0"],
+            "--model.lr_scheduler StepLR fails on its first steps (integer modulo by zero)",
+        ),
+    ],
+    ids=["closure-optimizer", "scheduler-failing-when-stepped"],
+)
+def test_optimizers_and_schedulers_that_would_fail_in_training_fail_first(
+    run_main, tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, stderr = run_main("fit", *args)
+    assert code == 2 and message in stderr
+    assert "Traceback" not in stderr and not (tmp_path / "lightning_logs").exists()
