@@ -33,6 +33,7 @@ from linreg.callbacks import (
 from linreg.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from linreg.errors import UserInputError, find_user_error
 from linreg.model import DEFAULT_OPTIMIZER, LinearModel
+from linreg.notes import note
 from linreg.parsing import CommandLine, one_line, read_command_line
 from linreg.preflight import (
     check_checkpoint_fits,
@@ -218,6 +219,15 @@ class LinRegCLI(LightningCLI):
             raise UserInputError(
                 f"linreg {subcommand} needs a trained model: add --ckpt_path best (the best "
                 f"checkpoint of the newest run), last, or the path of a .ckpt file."
+            )
+        if subcommand in ("validate", "test") and _data_path_given(self.command_line):
+            split, other = ("val", "test") if subcommand == "validate" else ("test", "val")
+            fraction = config.data.init_args.get(f"{split}_fraction")
+            note(
+                f"{subcommand} scores only the {split} split of {_data_path(config)}: "
+                f"{split}_fraction={fraction} of its rows, drawn with --data.seed, as in "
+                f"training. To score most of a new file's rows: --data.{other}_fraction 0 "
+                f"--data.{split}_fraction 0.9."
             )
         if subcommand == "predict":
             inputs = [config.get("ckpt_path"), _data_path(config), *self.command_line.configs]

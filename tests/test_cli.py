@@ -303,3 +303,15 @@ def test_checkpointing_can_be_switched_off(run_main, tmp_path: Path) -> None:
     run = tmp_path / "lightning_logs" / "version_0"
     assert (run / "config.yaml").exists() and not (run / "checkpoints").exists()
     assert "checkpoint:" not in run_main.stdout
+
+
+def test_testing_on_a_file_says_which_rows_it_scores(run_main, tmp_path: Path) -> None:
+    rows = ["a,y"] + [f"{i / 40},{3 * i / 40 + 0.8}" for i in range(40)]
+    (tmp_path / "line.csv").write_text("\n".join(rows) + "\n")
+    data = ("--data", "linreg.FileDataModule", "--data.path", "line.csv")
+    code, stderr = run_main("fit", *data, *QUICK)
+    assert code == 0, stderr
+    code, stderr = run_main("test", "--ckpt_path", "best", "--data.path", "line.csv", *QUICK[2:])
+    assert code == 0, stderr
+    assert "test scores only the test split of line.csv: test_fraction=0.1 of its rows" in stderr
+    assert "--data.val_fraction 0 --data.test_fraction 0.9" in stderr
