@@ -25,7 +25,7 @@ MAX_MOMENTUM = {"full": 0.9999, "mini": 0.99}
 # Adaptive optimizers move each parameter by about lr per step, whatever the curvature: their
 # rate is a fraction of the size of the answer (in the model's units).
 ADAPTIVE = {"Adam": 0.05, "AdamW": 0.05, "NAdam": 0.05, "RAdam": 0.05, "Adamax": 0.05,
-            "RMSprop": 0.02, "Adagrad": 0.5, "Adadelta": 50.0}  # fmt: skip
+            "RMSprop": 0.02, "Adagrad": 0.5, "Adadelta": 0.33}  # fmt: skip
 
 
 @dataclass(frozen=True)
