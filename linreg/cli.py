@@ -500,8 +500,11 @@ def main(args: ArgsType = None) -> None:
     """Run the ``linreg`` command (``fit``, ``validate``, ``test``, ``predict``)."""
     _quiet_lightning()
     # errors reach LinRegCLI.parse_arguments, which says them in one line
-    strict: dict[str, Any] = {"exit_on_error": False}
-    strict.update({name: {"exit_on_error": False} for name in LinRegCLI.subcommands()})
+    # no abbreviated options: --trainer.max_epoch must not pass as --trainer.max_epochs
+    strict: dict[str, Any] = {"exit_on_error": False, "allow_abbrev": False}
+    strict.update(
+        {name: {"exit_on_error": False, "allow_abbrev": False} for name in LinRegCLI.subcommands()}
+    )
     try:
         LinRegCLI(
             LinearModel,  # any linreg model: LinearRegression by default

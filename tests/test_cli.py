@@ -315,3 +315,10 @@ def test_testing_on_a_file_says_which_rows_it_scores(run_main, tmp_path: Path) -
     assert code == 0, stderr
     assert "test scores only the test split of line.csv: test_fraction=0.1 of its rows" in stderr
     assert "--data.val_fraction 0 --data.test_fraction 0.9" in stderr
+
+
+def test_an_abbreviated_option_is_refused(run_main, tmp_path: Path) -> None:
+    """argparse would take --trainer.max_epoch for --trainer.max_epochs, behind linreg's back."""
+    code, stderr = run_main("fit", "--trainer.max_epoch", "5")
+    assert code == 2 and "unrecognized arguments: --trainer.max_epoch 5" in stderr
+    assert not (tmp_path / "lightning_logs").exists()
