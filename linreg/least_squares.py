@@ -41,7 +41,8 @@ class LeastSquares(LinearModel):
         out_features: columns of ``y``, each fitted on its own.
         fit_intercept: fit the bias ``b``.
         l2: ridge weight: minimize ``MSE + l2 · Σ W²`` (the bias not penalized), the objective
-            of :class:`~linreg.model.LinearRegression`; no standard errors when positive.
+            of :class:`~linreg.model.LinearRegression`: ``W`` are the weights of standardized
+            columns when the data module standardizes them; no standard errors when positive.
         refine: run the refinement pass: ``"auto"`` when the error estimate calls for it,
             ``True`` always, ``False`` never.
         chunk_rows: rows per chunk read from a linreg data module (one chunk in memory).
@@ -159,7 +160,7 @@ class LeastSquares(LinearModel):
             self.solution = self._refinement.refine(list(parts))
             self._refinement = None
         else:
-            self.solution = self._merged_factorization().solve(self.l2)
+            self.solution = self._merged_factorization().solve(self.l2, ridge_scale=self._scale())
         self._set_layer()
         self.statistics = self._statistics()
         if first_pass and self.statistics.dropped:
@@ -186,6 +187,16 @@ class LeastSquares(LinearModel):
         if self._factorization.rows == 0:
             raise UserInputError("LeastSquares: the training split has no rows.")
         return self._factorization
+
+    def _scale(self) -> Tensor | None:
+        """The ridge's per-weight scale when solving in the data's units for standardized ones.
+
+        The model trains on standardized columns, so ``l2`` weighs their weights, ``σ·W`` in
+        the data's units, as it does for :class:`~linreg.model.LinearRegression`.
+        """
+        if not self._raw or self.l2 == 0:
+            return None
+        return self.trainer.datamodule.standardization().get("feature_std")
 
     def _set_layer(self) -> None:
         """Put the solution in the layer, in the units the model sees (standardized or not)."""

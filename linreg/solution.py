@@ -57,6 +57,8 @@ class LeastSquaresSolution:
             ``rᵀr = Z_keptᵀ Z_kept + n·k·l2·I_weights``.
         factor: ``(q, q)`` R factor of ``[Z | Y]`` (all columns).
         penalized: ``(p, p)`` R factor of ``Z`` with the ridge rows (all columns).
+        ridge_scale: ``(d,)`` per-weight scale ``s`` of the penalty ``l2·‖s∘W‖²`` (``None``: 1):
+            the columns' standard deviations penalize the weights of standardized columns.
     """
 
     theta: Tensor
@@ -70,6 +72,7 @@ class LeastSquaresSolution:
     r: Tensor
     factor: Tensor
     penalized: Tensor
+    ridge_scale: Tensor | None = None
 
     @property
     def rank(self) -> int:
@@ -94,7 +97,7 @@ class LeastSquaresSolution:
     def objective(self, theta: Tensor) -> Tensor:
         """The training objective ``Σ sse / (n·k) + l2·‖W‖²`` at ``theta`` (a scalar)."""
         theta = _f64(theta)
-        penalty = self.l2 * theta[: self._d].square().sum()
+        penalty = self.l2 * self._scaled(theta[: self._d]).square().sum()
         return self.sse_at(theta).sum() / (self.rows * theta.shape[1]) + penalty
 
     def excess(self, theta: Tensor) -> Tensor:
@@ -211,6 +214,8 @@ class LeastSquaresSolution:
     def _penalty_gradient(self) -> Tensor:
         """``l2·W`` on the weight rows, 0 on the bias: half the penalty's gradient."""
         gradient = self.l2 * self.theta
+        if self.ridge_scale is not None:
+            gradient[: self._d] *= self.ridge_scale.to(gradient).square().unsqueeze(1)
         if self.fit_intercept:
             gradient[-1] = 0
         return gradient
@@ -218,7 +223,13 @@ class LeastSquaresSolution:
     def _penalty_sse(self) -> Tensor:
         """``(k,)`` the ridge rows' share of the penalized residual, ``n·k·l2·‖W_j‖²``."""
         k = self.theta.shape[1]
-        return self.rows * k * self.l2 * self.theta[: self._d].square().sum(0)
+        return self.rows * k * self.l2 * self._scaled(self.theta[: self._d]).square().sum(0)
+
+    def _scaled(self, weights: Tensor) -> Tensor:
+        """``s∘W``: the weight rows as the penalty weighs them."""
+        if self.ridge_scale is None:
+            return weights
+        return weights * self.ridge_scale.to(weights).unsqueeze(1)
 
 
 class Refinement:

@@ -137,11 +137,15 @@ class QRFactorization:
         """Rank tolerance for the data seen: ``max(1e-10, 32·eps)``, eps of its coarsest dtype."""
         return max(RTOL_FLOOR, RTOL_PER_EPS * self.data_eps)
 
-    def solve(self, l2: float = 0.0, rtol: float | None = None) -> LeastSquaresSolution:
-        """Minimize ``‖Y - Zθ‖²/(n·k) + l2·‖W‖²``; without ``l2``, dependent columns are dropped.
+    def solve(
+        self, l2: float = 0.0, rtol: float | None = None, ridge_scale: Tensor | None = None
+    ) -> LeastSquaresSolution:
+        """Minimize ``‖Y - Zθ‖²/(n·k) + l2·‖s∘W‖²``; without ``l2``, dependent columns are dropped.
 
         Args:
             l2: ridge weight on the weights (not the bias), as in the SGD model's penalty.
+            ridge_scale: ``s``, one per feature (``None``: 1); the columns' standard deviations
+                give the penalty of a model trained on standardized columns.
             rtol: rank tolerance relative to each column's norm; ``None`` for
                 :meth:`default_rtol`. Columns are considered in R's ``lm`` order: the intercept
                 first, then the features in order; with ``l2 > 0`` none is dropped.
@@ -160,7 +164,8 @@ class QRFactorization:
             kept, dropped = _independent_columns(r[:p, :p], intercept, tol)
         # The ridge term as d more rows: √(n·k·l2)·I under the weights.
         ridge = torch.zeros(d, r.shape[1], dtype=F64)
-        ridge[:, :d] = math.sqrt(self.rows * k * l2) * torch.eye(d, dtype=F64)
+        scale = torch.ones(d, dtype=F64) if ridge_scale is None else ridge_scale.to(F64).cpu()
+        ridge[:, :d] = math.sqrt(self.rows * k * l2) * torch.diag(scale)
         index = kept.nonzero().flatten()
         m = len(index)
         if l2 == 0 and m == p:
@@ -183,6 +188,7 @@ class QRFactorization:
             r=s[:m, :m].clone(),
             factor=r,
             penalized=penalized,
+            ridge_scale=None if ridge_scale is None or l2 == 0 else scale,
         )
         if l2 > 0:  # s holds the penalized residual: take the data term alone
             solution.sse = solution.sse_at(theta)

@@ -149,3 +149,39 @@ def test_two_processes_give_the_answer_of_one(linreg, tmp_path: Path) -> None:
     rows, _ = _summary(tmp_path / "lightning_logs" / "version_0")
     coefficients = [lre(float(row["coef"]), c) for row, c in zip(rows, data.coef, strict=True)]
     assert min(coefficients) >= 7, coefficients  # each process saw half: the merge is exact
+
+
+@pytest.mark.parametrize("normalize", ["true", "false"], ids=["standardized", "raw"])
+def test_ridge_penalizes_the_weights_the_model_trains(
+    run_main, tmp_path: Path, normalize: str
+) -> None:
+    """l2 weighs the standardized weights when the data is standardized, as SGD's penalty does:
+    scikit-learn's Ridge after (or without) a StandardScaler, alpha = l2·n (a mean, not a sum)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)) * [1.0, 10.0, 0.01]
+    y = x @ [1.0, -0.5, 40.0] + 2.0 + 0.1 * rng.normal(size=200)
+    _write_csv(tmp_path / "ridge.csv", ["a", "b", "c", "y"], np.column_stack([x, y]))
+    code, stderr = run_main("fit", "--model", "linreg.LeastSquares", "--model.l2", "0.1",
+                            "--data", "linreg.FileDataModule", "--data.path", "ridge.csv",
+                            "--data.normalize", normalize, "--data.val_fraction", "0",
+                            "--data.test_fraction", "0", "--trainer.enable_progress_bar",
+                            "false")  # fmt: skip
+    assert code == 0, stderr
+    rows, _ = _summary(tmp_path / "lightning_logs" / "version_0")
+    coef = {row["term"]: float(row["coef"]) for row in rows}
+    ridge = Ridge(alpha=0.1 * len(x), solver="svd")
+    model = make_pipeline(StandardScaler(), ridge) if normalize == "true" else ridge
+    model.fit(x, y)
+    scale = model[0].scale_ if normalize == "true" else np.ones(3)
+    expected = ridge.coef_ / scale
+    assert [coef[name] for name in "abc"] == pytest.approx(expected, rel=1e-9)
+    intercept = (
+        ridge.intercept_ - (model[0].mean_ / scale) @ ridge.coef_
+        if normalize == "true"
+        else ridge.intercept_
+    )
+    assert coef["intercept"] == pytest.approx(intercept, rel=1e-9)
