@@ -164,6 +164,13 @@ def compare(
     tolerance = exact.tolerance(split.qr, float(solution.objective(solution.theta)), rtol)
     rows = len(train)
     budget = budget or _default_budget(rows)
+    whole = max({"full": rows, "one": 1, "mini": min(mini_batch, rows)}[METHODS[m].batch]
+                for m in methods)  # fmt: skip
+    if budget < whole:
+        raise UserInputError(
+            f"--budget {budget} is less than one step of the largest batch ({whole} rows): "
+            f"give at least {whole}."
+        )
     outcomes = []
     for name in methods:
         method = METHODS[name]

@@ -114,7 +114,9 @@ def read_schema(
         columns = [f"x_{i}" for i in range(x_shape[1])] + (y_names if y_shape is not None else [])
         default_targets = y_names
     else:
-        raise UserInputError(f"{path}: unsupported file type {suffix!r}; use .csv, .npy or .npz.")
+        raise UserInputError(
+            f"{path}: unsupported file type {suffix!r}; use .csv (.tsv, .txt), .npy or .npz."
+        )
     targets = (
         [_name(columns, c) for c in (target if isinstance(target, list) else [target])]
         if target is not None

@@ -43,7 +43,8 @@ def fit_summary(trainer: Trainer, model: LightningModule, data: Any, log_dir: st
         convert = getattr(data, "to_original_units", None)
         if callable(convert) and weight.shape[1] == getattr(data, "num_features", -1):
             weight, bias = convert(weight, bias)
-            lines.append("  (weights and bias in the data's own units, before standardization)")
+            if getattr(data, "normalize", False) or getattr(data, "normalize_target", False):
+                lines.append("  (weights and bias in the data's own units, before standardization)")
         lines.extend(_parameter_lines(weight, bias, getattr(data, "target_names", None)))
         true_weight = getattr(data, "true_weight", None)
         if true_weight is not None:

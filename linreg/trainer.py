@@ -6,6 +6,7 @@ option of ``linreg predict`` is an argument of :meth:`LinRegTrainer.predict`.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,17 @@ class LinRegTrainer(Trainer):
         check_options(methods, learning_rates, rtol)
         runs = Path(self.default_root_dir) / "lightning_logs"
         folder = runs / claim_run_folder(runs, prefix="compare")
-        outcomes = compare(
-            model, datamodule, folder, methods, budget, learning_rates, mini_batch, rtol,
-            stop_at_tolerance,
-            accelerator="cpu",  # tiny models: the CPU is fastest, and every method gets it
-        )  # fmt: skip
+        try:
+            outcomes = compare(
+                model, datamodule, folder, methods, budget, learning_rates, mini_batch, rtol,
+                stop_at_tolerance,
+                accelerator="cpu",  # tiny models: the CPU is fastest, and every method gets it
+            )  # fmt: skip
+        except UserInputError:  # refused before any run: leave no empty folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                folder.parent.rmdir()  # lightning_logs too, if it holds nothing else
+            raise
         print(f"\n{table(outcomes)}\n\n  saved: {folder / 'compare.png'}, {folder / 'compare.csv'}")
         print(f"  see the curves: tensorboard --logdir {folder}", flush=True)
         return outcomes

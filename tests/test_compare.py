@@ -112,6 +112,7 @@ def test_equal_budgets_when_the_batch_does_not_divide_the_rows(run_main, tmp_pat
             "--learning_rates: 'adm' is not one of the methods compared (adam)",
         ),
         (["--rtol", "-1"], "--rtol must be in (0, 1), got -1"),
+        (["--budget", "20"], "--budget 20 is less than one step of the largest batch (50 rows)"),
     ],
     ids=[
         "unknown-method",
@@ -121,6 +122,7 @@ def test_equal_budgets_when_the_batch_does_not_divide_the_rows(run_main, tmp_pat
         "negative-rate",
         "rate-of-no-method",
         "negative-tolerance",
+        "budget-below-one-step",
     ],
 )
 def test_mistakes_are_one_line(run_main, tmp_path: Path, args: list[str], message: str) -> None:

@@ -110,10 +110,14 @@ class DivergenceGuard(Callback):
         elif not self._first_loss < HUGE_LOSS:  # before any step could grow it: the data
             why = f"; the loss was already {self._first_loss:.3g} at the first step"
             scale = f", so check the data's scale: {_standardize(trainer.datamodule)}"
+        advice = (
+            f"Try a smaller learning rate, e.g. --model.optimizer.lr {lr / 10:g}"
+            if lr > 0
+            else "A rate that is not positive climbs the loss: check --model.lr_scheduler.*"
+        )
         raise TrainingDiverged(
             f"training diverged: the training loss {became} at step {step} (epoch "
-            f"{trainer.current_epoch}) with learning rate {lr:g}. Try a smaller learning rate, "
-            f"e.g. --model.optimizer.lr {lr / 10:g}{why}{scale}; {kept}."
+            f"{trainer.current_epoch}) with learning rate {lr:g}. {advice}{why}{scale}; {kept}."
         )
 
     def _interval(self, trainer: Trainer) -> int:
