@@ -256,14 +256,16 @@ class FileDataModule(ArrayDataModule):
         if missing and predicting:
             raise self._not_trained_columns(schema.features)
         if missing:
+            what = f"{missing[0]!r}{_index_range(schema.columns, missing[0])}"
             raise UserInputError(
-                f"{self.path} has no feature column {missing[0]!r}; its columns are: "
+                f"{self.path} has no feature column {what}; its columns are: "
                 f"{', '.join(schema.columns)}. Check --data.features."
             )
         missing = schema.missing(schema.targets)
         if missing and not predicting:
+            what = f"{missing[0]!r}{_index_range(schema.columns, missing[0])}"
             raise UserInputError(
-                f"{self.path} has no column {missing[0]!r} to use as the target; its columns are: "
+                f"{self.path} has no column {what} to use as the target; its columns are: "
                 f"{', '.join(schema.columns)}. Set --data.target."
             )
 
@@ -346,6 +348,14 @@ class FileDataModule(ArrayDataModule):
 
 def _quoted(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
+
+
+def _index_range(columns: list[str], missing: str) -> str:
+    """`` (an index: 0 to 2, or -3 to -1)`` when the missing name is a number."""
+    if not missing.lstrip("-").isdigit():
+        return ""
+    n = len(columns)
+    return f" (as an index: out of range, 0 to {n - 1} or -{n} to -1)"
 
 
 __all__ = ["FileDataModule"]
