@@ -182,8 +182,8 @@ class LinRegCLI(LightningCLI):
             if not hparams:
                 continue
             if key == "data" and line.data_class is not None:
-                if not _same_class(line.data_class, hparams.get("_class_path", default)):
-                    continue
+                if line.data_class != hparams.get("_class_path", default):
+                    continue  # another class: its own defaults (the checkpoint's, named: kept)
                 reset_data = []
             check_hyperparameters(hparams, key, self.checkpoint, default, line.trusted)
             settings[key] = _class_config(hparams, default)
@@ -444,13 +444,6 @@ def _logger_class(config: Namespace) -> type:
 
 def _runs_folder(logger: Namespace) -> Path:
     return Path(logger.get("save_dir") or ".") / (logger.get("name") or "lightning_logs")
-
-
-def _same_class(named: str, class_path: Any) -> bool:
-    """Whether ``named`` (as typed: a full path or a short name) is ``class_path``."""
-    return isinstance(class_path, str) and (
-        named == class_path or class_path.rsplit(".", 1)[-1] == named
-    )
 
 
 def _data_path(config: Namespace) -> str | None:

@@ -159,13 +159,12 @@ def compare(
     linear = template.linear
     d, k, intercept = linear.in_features, linear.out_features, linear.bias is not None
     split = exact.factorize(data.chunks("train"), template.features, d, k, intercept)
-    solution = split.qr.solve(template.l2)
+    solution = split.solved(float(template.l2))
     curvature = split.curvature(template.l2)
     tolerance = exact.tolerance(split.qr, float(solution.objective(solution.theta)), rtol)
     rows = len(train)
     budget = budget or _default_budget(rows)
-    whole = max({"full": rows, "one": 1, "mini": min(mini_batch, rows)}[METHODS[m].batch]
-                for m in methods)  # fmt: skip
+    whole = max(_batch_rows(METHODS[name], rows, mini_batch) for name in methods)
     if budget < whole:
         raise UserInputError(
             f"--budget {budget} is less than one step of the largest batch ({whole} rows): "
@@ -174,7 +173,7 @@ def compare(
     outcomes = []
     for name in methods:
         method = METHODS[name]
-        batch = {"full": rows, "one": 1, "mini": min(mini_batch, rows)}[method.batch]
+        batch = _batch_rows(method, rows, mini_batch)
         lr = (learning_rates or {}).get(name)
         if lr is None and method.batch == "full":  # the largest step that descends straight
             lr = 1 / curvature.largest
@@ -257,6 +256,11 @@ def check_learning_rates(learning_rates: dict[str, float], methods: Sequence[str
             raise UserInputError(
                 f"--learning_rates: {name}'s rate must be a positive number, got {lr!r}."
             )
+
+
+def _batch_rows(method: Method, rows: int, mini_batch: int) -> int:
+    """Rows per step of ``method``: all of them, one, or a mini-batch."""
+    return {"full": rows, "one": 1, "mini": min(mini_batch, rows)}[method.batch]
 
 
 def _default_budget(rows: int) -> int:

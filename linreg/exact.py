@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -20,8 +20,9 @@ from torch import Tensor
 
 from linreg.learning_rate import Curvature
 from linreg.notes import note
+from linreg.solution import LeastSquaresSolution
 from linreg.solver import QRFactorization
-from linreg.statistics import INTERCEPT, DroppedTerm
+from linreg.statistics import INTERCEPT, DroppedTerm, dropped_terms
 
 CHUNK_ROWS = 65536
 RTOL = 1e-6  # converged: the training objective within this of the optimum's
@@ -36,6 +37,13 @@ class SplitFactorization:
 
     qr: QRFactorization
     largest_row: float  # max ‖z_i‖², z_i = [x_i, 1]: sets the noise of one-row SGD steps
+    _solutions: dict[float, LeastSquaresSolution] = field(default_factory=dict, repr=False)
+
+    def solved(self, l2: float = 0.0) -> LeastSquaresSolution:
+        """The split's least-squares solution with ridge ``l2``, solved once and kept."""
+        if l2 not in self._solutions:
+            self._solutions[l2] = self.qr.solve(l2)
+        return self._solutions[l2]
 
     def curvature(self, l2: float = 0.0) -> Curvature:
         """The training objective's curvatures, for the learning-rate rules.
@@ -44,7 +52,7 @@ class SplitFactorization:
         column's too); the smallest over the directions the data determines: the ``rank``-th,
         as the others are the zero curvatures of dependent columns.
         """
-        solution = self.qr.solve(l2)
+        solution = self.solved(l2)
         curvatures = solution.curvatures()
         smallest = float(curvatures[max(solution.rank, 1) - 1])
         k = self.qr.n_targets
@@ -111,17 +119,11 @@ def dependent_columns(trainer: Trainer, l2: float = 0.0) -> list[DroppedTerm]:
         return []
     data = trainer.datamodule
     d = split.qr.n_features
-    names = list(getattr(data, "feature_names", None) or [f"x{i}" for i in range(d)])
-    names.append(INTERCEPT)
-    standardized = bool(getattr(data, "normalize", False))
-    return [
-        DroppedTerm(
-            names[c.column],
-            "constant" if c.reason == "all-zero" and standardized else c.reason,
-            tuple(names[i] for i in c.of),
-        )
-        for c in split.qr.solve(l2).dropped
-    ]
+    names = [*(getattr(data, "feature_names", None) or [f"x{i}" for i in range(d)]), INTERCEPT]
+    terms = dropped_terms(split.solved(l2).dropped, names)
+    if getattr(data, "normalize", False):
+        terms = [replace(t, reason="constant") if t.reason == "all-zero" else t for t in terms]
+    return terms
 
 
 def tolerance(qr: QRFactorization, optimum: float, rtol: float = RTOL) -> float:

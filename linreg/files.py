@@ -351,7 +351,7 @@ def _quoted(names: list[str]) -> str:
 
 
 def _index_range(columns: list[str], missing: str) -> str:
-    """`` (an index: 0 to 2, or -3 to -1)`` when the missing name is a number."""
+    """`` (as an index: out of range, 0 to 2 or -3 to -1)`` when the name is a number."""
     if not missing.lstrip("-").isdigit():
         return ""
     n = len(columns)

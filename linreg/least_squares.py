@@ -78,7 +78,6 @@ class LeastSquares(LinearModel):
         self._factorization: QRFactorization | None = None
         self._refinement: Refinement | None = None
         self._pass_done = False
-        self._raw = False  # whether the pass saw the data unstandardized
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """Add the batch to this pass (or the whole split at once); solve after the last one."""
@@ -86,15 +85,10 @@ class LeastSquares(LinearModel):
             self._start_pass()
         data = self.trainer.datamodule
         if batch_idx == 0 and callable(getattr(data, "chunks", None)):  # linreg's data: fast
-            # A standardizing data module's rows as stored: solved in the data's own units, the
-            # answer is not rounded through the standardized values (NIST's Wampler5 needs it).
-            plain = type(self).features is LinearModel.features  # a feature map: model space
-            self._raw = plain and callable(getattr(data, "standardization", None))
-            for x, y in data.chunks("train", self.chunk_rows, transform=not self._raw):
+            for x, y in data.chunks("train", self.chunk_rows, transform=not self._raw()):
                 self._add(x, y)
             self._finish_pass()
             return
-        self._raw = False
         self._add(batch[0], batch[1])
         if self.trainer.is_last_batch:
             self._finish_pass()
@@ -126,7 +120,7 @@ class LeastSquares(LinearModel):
                 self.linear.bias is not None,
             )
             self._factorization = QRFactorization.from_tensor(saved["factorization"], *shape)
-            self.solution = self._factorization.solve(self.l2)
+            self.solution = self._factorization.solve(self.l2, ridge_scale=self._scale())
 
     # -- the passes ---------------------------------------------------------------------------
 
@@ -188,13 +182,27 @@ class LeastSquares(LinearModel):
             raise UserInputError("LeastSquares: the training split has no rows.")
         return self._factorization
 
+    def _raw(self) -> bool:
+        """Whether the passes read a standardizing linreg data module's rows as stored.
+
+        Solved in the data's own units, the answer is not rounded through the standardized
+        values (NIST's Wampler5 needs it). A model with a feature map solves in model space.
+        """
+        data = self.trainer.datamodule
+        plain = type(self).features is LinearModel.features
+        return (
+            plain
+            and callable(getattr(data, "chunks", None))
+            and callable(getattr(data, "standardization", None))
+        )
+
     def _scale(self) -> Tensor | None:
         """The ridge's per-weight scale when solving in the data's units for standardized ones.
 
         The model trains on standardized columns, so ``l2`` weighs their weights, ``σ·W`` in
         the data's units, as it does for :class:`~linreg.model.LinearRegression`.
         """
-        if not self._raw or self.l2 == 0:
+        if self.l2 == 0 or self._attached() is None or not self._raw():
             return None
         return self.trainer.datamodule.standardization().get("feature_std")
 
@@ -202,7 +210,7 @@ class LeastSquares(LinearModel):
         """Put the solution in the layer, in the units the model sees (standardized or not)."""
         assert self.solution is not None
         weight, bias = self.solution.weight, self.solution.bias
-        if self._raw:  # solved in the data's units: standardize, as the batches will be
+        if self._raw():  # solved in the data's units: standardize, as the batches will be
             weight, bias = _standardized(weight, bias, self.trainer.datamodule.standardization())
         with torch.no_grad():
             self.linear.weight.copy_(weight)
@@ -219,7 +227,7 @@ class LeastSquares(LinearModel):
         targets = names[1] if names[1] is not None and len(names[1]) == k else None
         statistics = RegressionStatistics.from_solution(self.solution, features, targets)
         units = getattr(data, "standardization", None)
-        if self._raw or not callable(units):
+        if self._raw() or not callable(units):
             return statistics
         return statistics.in_units(**units())
 

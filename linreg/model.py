@@ -151,6 +151,13 @@ class LinearModel(LightningModule):
                 self.log_dict(per_output, sync_dist=True)
         metrics.reset()
 
+    def _attached(self) -> Any:
+        """The Trainer this model is attached to, or None (built alone, or in a preflight)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
 
 def _compute(metric: Metric) -> Tensor:
     """The metric's value; R² of fewer than two rows, which has none, is NaN instead of an error."""
@@ -358,7 +365,7 @@ class LinearRegression(LinearModel):
         trainer, split = self.trainer, exact.split_of(self.trainer)
         if split is None:
             return
-        solution = split.qr.solve(self.l2)
+        solution = split.solved(float(self.l2))
         theta = _theta(self)
         target = exact.tolerance(split.qr, float(solution.objective(solution.theta)), exact.RTOL)
         reduction = float(solution.excess(theta)) / target
@@ -411,13 +418,6 @@ class LinearRegression(LinearModel):
             return None
         split = exact.split_of(trainer, "train")
         return split.curvature(self.l2) if split is not None else None
-
-    def _attached(self) -> Any:
-        """The Trainer this model is attached to, or None (built alone, or in a preflight)."""
-        try:
-            return self.trainer
-        except RuntimeError:
-            return None
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         """The data loss, mean squared error over all outputs; override for another loss."""

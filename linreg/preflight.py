@@ -102,17 +102,21 @@ def check_predictions_path(predictions: str | None, inputs: list[str]) -> None:
 
 
 def _in_a_run(target: Path) -> bool:
-    """Whether ``target`` lies in a run folder (one that holds ``hparams.yaml`` or checkpoints)."""
+    """Whether ``target`` goes in a run folder or its ``checkpoints`` folder.
+
+    A run folder holds ``hparams.yaml`` (the logger's) or ``config.yaml`` beside
+    ``checkpoints/`` (a run without a logger).
+    """
     try:
         folder = target.resolve().parent
     except OSError:
         return False
-    for place in (folder, *folder.parents):
-        if place.name == "checkpoints" or (place / "hparams.yaml").is_file():
-            return True
-        if (place / "config.yaml").is_file() and (place / "checkpoints").is_dir():
-            return True
-    return False
+    places = (folder, folder.parent) if folder.name == "checkpoints" else (folder,)
+    return any(
+        (place / "hparams.yaml").is_file()
+        or ((place / "config.yaml").is_file() and (place / "checkpoints").is_dir())
+        for place in places
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -203,9 +207,9 @@ def check_optimizer(model: LightningModule, data: Any) -> None:
         raise UserInputError(f"--model.lr_scheduler: {error}") from error
     watches_validation = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     try:
-        with warnings.catch_warnings():  # a few steps: e.g. StepLR's step_size 0 fails here
+        with warnings.catch_warnings():  # one step: e.g. StepLR's step_size 0 fails there
             warnings.simplefilter("ignore")
-            for _ in range(3 if not watches_validation else 0):
+            if not watches_validation:
                 scheduler.step()
     except (ValueError, TypeError, RuntimeError, ArithmeticError) as error:
         name = type(scheduler).__name__

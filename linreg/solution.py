@@ -110,15 +110,6 @@ class LeastSquaresSolution:
         scale = 2 / (self.rows * self.theta.shape[1])
         return scale * torch.linalg.svdvals(self.penalized).square()
 
-    def kept_curvatures(self) -> Tensor:
-        """``(rank,)`` the Hessian's eigenvalues over the kept columns only, largest first.
-
-        Dropped (dependent) columns add directions of zero curvature that no data can move:
-        these are the curvatures a learning rate and a step count depend on.
-        """
-        scale = 2 / (self.rows * self.theta.shape[1])
-        return scale * torch.linalg.svdvals(self.r).square()
-
     def directions(self) -> Tensor:
         """``(p, p)``: column ``i`` is the Hessian's eigenvector for ``curvatures()[i]``."""
         return torch.linalg.svd(self.penalized).Vh.T

@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 from torch import Tensor
 
-from linreg.solution import LeastSquaresSolution
+from linreg.solution import DroppedColumn, LeastSquaresSolution
 
 INTERCEPT = "intercept"
 COLUMNS = ["coef", "std_err", "t", "p_value", "ci_low", "ci_high"]
@@ -49,6 +49,11 @@ class DroppedTerm:
             self.reason, f"linear combination of {of}" if len(self.of) > 1 else f"multiple of {of}"
         )
         return f"{self.term} ({why})"
+
+
+def dropped_terms(dropped: Sequence[DroppedColumn], names: Sequence[str]) -> list[DroppedTerm]:
+    """The solver's dropped columns by name; ``names`` in theta's order (features, intercept)."""
+    return [DroppedTerm(names[c.column], c.reason, tuple(names[i] for i in c.of)) for c in dropped]
 
 
 LEFT_OUT = ("it is left out of the fit (weight 0, no standard error)",
@@ -144,10 +149,7 @@ class RegressionStatistics:
             )
         if df_resid <= 0:
             notes.append("No residual degrees of freedom: standard errors and tests are undefined.")
-        dropped = [
-            DroppedTerm(names[c.column], c.reason, tuple(names[i] for i in c.of))
-            for c in solution.dropped
-        ]
+        dropped = dropped_terms(solution.dropped, names)
         if dropped:
             notes.append("Linearly dependent columns dropped (coefficient 0, no standard error).")
         summary = cls(

@@ -116,7 +116,7 @@ def _zero_columns_out(trainer: Trainer, weight: Tensor) -> Tensor:
     if split is None:
         return weight
     d = split.qr.n_features
-    dropped = split.qr.solve(0.0).dropped
+    dropped = split.solved(0.0).dropped
     zero = [c.column for c in dropped if c.reason == "all-zero" and c.column < d]
     if not zero or weight.shape[1] != d:
         return weight

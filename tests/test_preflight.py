@@ -115,3 +115,20 @@ def test_optimizers_and_schedulers_that_would_fail_in_training_fail_first(
     code, stderr = run_main("fit", *args)
     assert code == 2 and message in stderr
     assert "Traceback" not in stderr and not (tmp_path / "lightning_logs").exists()
+
+
+def test_predictions_are_refused_only_inside_a_run(tmp_path: Path) -> None:
+    """A run folder and its checkpoints folder, not any folder called ``checkpoints``."""
+    from linreg.errors import UserInputError
+    from linreg.preflight import check_predictions_path
+
+    run = tmp_path / "lightning_logs" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "hparams.yaml").write_text("{}\n")
+    for inside in (run / "out.csv", run / "checkpoints" / "out.csv"):
+        with pytest.raises(UserInputError, match="inside a training run's folder"):
+            check_predictions_path(str(inside), [])
+    elsewhere = tmp_path / "projects" / "checkpoints"
+    elsewhere.mkdir(parents=True)
+    check_predictions_path(str(elsewhere / "out.csv"), [])  # no run there: fine
+    check_predictions_path(str(tmp_path / "lightning_logs" / "out.csv"), [])

@@ -42,6 +42,14 @@ def _checkpoint(path: Path, model: dict | None = None, data: dict | None = None)
     return path
 
 
+def _user_module(folder: Path, monkeypatch, module: str, base: str) -> None:
+    """``module.Mine``, a subclass of linreg's ``base``, importable from ``folder``."""
+    (folder / f"{module}.py").write_text(
+        f"from linreg import {base}\n\nclass Mine({base}):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+
+
 def _run(run_main, subcommand: str, checkpoint: str, *extra: str) -> tuple[object, str]:
     args = [subcommand, "--ckpt_path", checkpoint, *extra]
     if subcommand == "predict":
@@ -137,21 +145,17 @@ def test_a_run_folder_config_may_not_name_code(
 def test_naming_the_checkpoints_own_data_class_keeps_its_settings(
     run_main, tmp_path: Path, monkeypatch
 ) -> None:
-    (tmp_path / "my_data.py").write_text(
-        "from linreg import SyntheticDataModule\n\nclass Mine(SyntheticDataModule):\n    pass\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+    _user_module(tmp_path, monkeypatch, "my_data", "SyntheticDataModule")
     data = {**DATA_HPARAMS, "_class_path": "my_data.Mine", "n_samples": 60, "weight": [5.0]}
     _checkpoint(tmp_path / "mine.ckpt", data=data)
     code, stderr = run_main("test", "--ckpt_path", "mine.ckpt")
     assert code == 2 and "its data names my_data.Mine" in stderr
-    for named in ("my_data.Mine", "Mine"):
-        code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--data", named,
-                                "--print_config")  # fmt: skip
-        assert code == 0, stderr
-        config = yaml.safe_load(run_main.stdout)["data"]
-        assert config["class_path"] == "my_data.Mine"
-        assert config["init_args"]["n_samples"] == 60 and config["init_args"]["weight"] == [5.0]
+    code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--data", "my_data.Mine",
+                            "--print_config")  # fmt: skip
+    assert code == 0, stderr
+    config = yaml.safe_load(run_main.stdout)["data"]
+    assert config["class_path"] == "my_data.Mine"
+    assert config["init_args"]["n_samples"] == 60 and config["init_args"]["weight"] == [5.0]
     code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--data", "SyntheticDataModule",
                             "--print_config")  # fmt: skip
     assert code == 0, stderr  # another class: its own defaults, nothing of the checkpoint's
@@ -161,10 +165,7 @@ def test_naming_the_checkpoints_own_data_class_keeps_its_settings(
 def test_a_users_own_class_in_a_checkpoint_needs_naming(
     run_main, tmp_path: Path, monkeypatch
 ) -> None:
-    (tmp_path / "my_models.py").write_text(
-        "from linreg import LinearRegression\n\nclass Mine(LinearRegression):\n    pass\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+    _user_module(tmp_path, monkeypatch, "my_models", "LinearRegression")
     _checkpoint(tmp_path / "mine.ckpt", {**MODEL_HPARAMS, "_class_path": "my_models.Mine"})
     code, stderr = run_main("test", "--ckpt_path", "mine.ckpt", "--data.n_samples", "100")
     assert code == 2 and "my_models" not in sys.modules

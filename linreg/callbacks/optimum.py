@@ -71,8 +71,8 @@ class OptimumGap(Callback):
         train, val = exact.split_of(trainer, "train"), exact.split_of(trainer, "val")
         if train is None:
             return
-        self.train, self.val = train.qr, val.qr.solve() if val is not None else None
-        self.solution = train.qr.solve(float(pl_module.l2))
+        self.train, self.val = train.qr, val.solved() if val is not None else None
+        self.solution = train.solved(float(pl_module.l2))
         optimum = float(self.solution.objective(self.solution.theta))
         self.reference = exact.tolerance(train.qr, optimum, self.rtol) / self.rtol
 
